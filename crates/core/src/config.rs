@@ -1,0 +1,168 @@
+//! Configuration, read once at start-up from the environment and an optional env-style file.
+//!
+//! Names follow the specification (`AWS_REGION`, `MLOPS_S3_BUCKET`, ...). With nothing set, the
+//! server runs on embedded defaults: artifacts and the SQLite database under `./mlops-data`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Every setting the server reads. Build it with [`Config::from_env`] (or [`Config::from_map`] in tests).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Local home folder: the default artifact root and the default SQLite database live here.
+    pub home: PathBuf,
+    /// Where artifacts live: a local folder, or `s3://bucket/prefix` when `MLOPS_S3_BUCKET` is set.
+    pub artifact_root: String,
+    /// Extra local folders that clients may read datasets from (besides the artifact root).
+    pub data_dirs: Vec<PathBuf>,
+    /// Database URL for the registry and job state (`sqlite://...` or `postgres://...`).
+    pub database_url: String,
+    pub aws_region: String,
+    pub s3_bucket: Option<String>,
+    /// KMS key id for server-side encryption of S3 writes.
+    pub kms_key_id: Option<String>,
+    pub secrets_prefix: String,
+    pub log_level: String,
+    pub cloudwatch_log_group: Option<String>,
+    pub cloudwatch_log_stream: Option<String>,
+    pub sagemaker_role_arn: Option<String>,
+}
+
+/// A configuration problem found at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads the process environment; if `MLOPS_CONFIG` names a file, its `KEY=VALUE` lines fill
+    /// in whatever the environment does not set.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut values: BTreeMap<String, String> = std::env::vars().collect();
+        if let Some(file) = values.get("MLOPS_CONFIG").cloned() {
+            for (k, v) in read_env_file(Path::new(&file))? {
+                values.entry(k).or_insert(v);
+            }
+        }
+        Self::from_map(&values)
+    }
+
+    /// Builds the configuration from explicit key/value pairs (the environment's names).
+    pub fn from_map(values: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| values.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let home = PathBuf::from(get("MLOPS_HOME").unwrap_or_else(|| "./mlops-data".into()));
+        let s3_bucket = get("MLOPS_S3_BUCKET");
+        let artifact_root = match (&s3_bucket, get("MLOPS_ARTIFACT_ROOT")) {
+            (_, Some(root)) => root,
+            (Some(bucket), None) => format!("s3://{bucket}"),
+            (None, None) => home.display().to_string(),
+        };
+        let database_url = get("MLOPS_DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}", home.join("mlops.db").display()));
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            return Err(ConfigError(format!(
+                "MLOPS_DATABASE_URL must start with sqlite:// or postgres://, got `{}`",
+                redact_url(&database_url)
+            )));
+        }
+        let data_dirs = get("MLOPS_DATA_DIRS")
+            .map(|v| std::env::split_paths(&v).collect())
+            .unwrap_or_default();
+        Ok(Config {
+            home,
+            artifact_root,
+            data_dirs,
+            database_url,
+            aws_region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            s3_bucket,
+            kms_key_id: get("MLOPS_KMS_KEY_ID"),
+            secrets_prefix: get("MLOPS_SECRETS_PREFIX").unwrap_or_else(|| "mlops/".into()),
+            log_level: get("LOG_LEVEL").unwrap_or_else(|| "INFO".into()),
+            cloudwatch_log_group: get("CLOUDWATCH_LOG_GROUP"),
+            cloudwatch_log_stream: get("CLOUDWATCH_LOG_STREAM"),
+            sagemaker_role_arn: get("SAGEMAKER_ROLE_ARN"),
+        })
+    }
+}
+
+/// Hides the password of a URL such as `postgres://user:pass@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!("cannot read MLOPS_CONFIG file {}: {e}", path.display()))
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            ConfigError(format!("{}:{}: expected KEY=VALUE", path.display(), n + 1))
+        })?;
+        let v = v.trim().trim_matches('"').trim_matches('\'');
+        out.push((k.trim().to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn embedded_defaults_when_nothing_is_set() {
+        let c = Config::from_map(&BTreeMap::new()).unwrap();
+        assert_eq!(c.home, PathBuf::from("./mlops-data"));
+        assert_eq!(c.artifact_root, "./mlops-data");
+        assert_eq!(c.database_url, "sqlite://./mlops-data/mlops.db");
+        assert_eq!(c.aws_region, "us-east-1");
+        assert_eq!(c.secrets_prefix, "mlops/");
+        assert_eq!(c.log_level, "INFO");
+    }
+
+    #[test]
+    fn bucket_moves_artifacts_to_s3() {
+        let c = Config::from_map(&map(&[("MLOPS_S3_BUCKET", "ml"), ("AWS_REGION", "eu-west-1")]))
+            .unwrap();
+        assert_eq!(c.artifact_root, "s3://ml");
+        assert_eq!(c.aws_region, "eu-west-1");
+    }
+
+    #[test]
+    fn bad_database_url_is_rejected_without_its_password() {
+        let e = Config::from_map(&map(&[("MLOPS_DATABASE_URL", "mysql://u:hunter2@h/db")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sqlite://"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn env_file_fills_gaps_but_environment_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mlops.env");
+        std::fs::write(&file, "# comment\nLOG_LEVEL=DEBUG\nexport AWS_REGION=\"ap-northeast-1\"\n")
+            .unwrap();
+        let mut values = map(&[("AWS_REGION", "us-west-2")]);
+        for (k, v) in read_env_file(&file).unwrap() {
+            values.entry(k).or_insert(v);
+        }
+        let c = Config::from_map(&values).unwrap();
+        assert_eq!(c.log_level, "DEBUG");
+        assert_eq!(c.aws_region, "us-west-2");
+    }
+}

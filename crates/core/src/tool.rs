@@ -1,0 +1,340 @@
+//! Tools, capabilities and the router.
+//!
+//! A capability (Data Preparation, ML Training, ...) offers tools. Each tool has a typed input
+//! (deserialized with serde, described by a JSON Schema from schemars), a typed output (returned as
+//! structured content plus a readable summary), and annotations. The [`ToolRouter`] is built once at
+//! start-up from every capability: a name offered twice is an error naming both capabilities. The MCP
+//! server, the CLI and the workflow all call tools through the same router, so each operation has one
+//! implementation.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::error::ToolError;
+use crate::logging::mask_json;
+
+/// Hints for clients about what a tool does (MCP tool annotations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Annotations {
+    /// Only reads; never changes state.
+    pub read_only: bool,
+    /// May delete or overwrite existing data.
+    pub destructive: bool,
+    /// Calling it twice with the same input has no further effect.
+    pub idempotent: bool,
+    /// Reaches outside the server (network services).
+    pub open_world: bool,
+}
+
+impl Annotations {
+    pub const READ_ONLY: Self = Self { read_only: true, destructive: false, idempotent: true, open_world: false };
+    /// Writes new artifacts or records, never destroys existing ones unless asked to overwrite.
+    pub const WRITES: Self = Self { read_only: false, destructive: false, idempotent: false, open_world: false };
+}
+
+/// A tool as clients see it.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub input_schema: Arc<Map<String, Value>>,
+    pub output_schema: Arc<Map<String, Value>>,
+    pub annotations: Annotations,
+}
+
+/// An image returned by a tool (e.g. a plot).
+#[derive(Debug, Clone)]
+pub struct ToolImage {
+    pub mime_type: String,
+    pub data: bytes::Bytes,
+}
+
+/// What a tool returns: structured data, a readable summary, and optional images.
+#[derive(Debug, Clone)]
+pub struct ToolOutput {
+    pub structured: Value,
+    pub text: String,
+    pub images: Vec<ToolImage>,
+}
+
+/// A typed tool result: serialized as structured content, summarized as text.
+pub trait ToolResponse: Serialize + JsonSchema {
+    /// A short readable summary for people and models (the structured content carries the detail).
+    fn summary(&self) -> String;
+    /// Images to return beside the data.
+    fn images(&self) -> Vec<ToolImage> {
+        Vec::new()
+    }
+}
+
+/// Reports progress of a long call: (progress, total, message).
+pub type ProgressFn = Arc<dyn Fn(f64, Option<f64>, Option<String>) + Send + Sync>;
+
+/// What a running tool may use besides its input: cancellation and progress reporting.
+#[derive(Clone, Default)]
+pub struct ToolContext {
+    pub cancel: CancellationToken,
+    progress: Option<ProgressFn>,
+}
+
+impl ToolContext {
+    pub fn new(cancel: CancellationToken, progress: Option<ProgressFn>) -> Self {
+        Self { cancel, progress }
+    }
+    /// Reports progress to the caller, if it asked for progress.
+    pub fn progress(&self, done: f64, total: Option<f64>, message: Option<String>) {
+        if let Some(p) = &self.progress {
+            p(done, total, message);
+        }
+    }
+    /// A progress reporter that can move into a blocking thread.
+    pub fn progress_fn(&self) -> Option<ProgressFn> {
+        self.progress.clone()
+    }
+}
+
+type Handler = Arc<dyn Fn(Value, ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>> + Send + Sync>;
+
+/// A tool: its spec and its handler.
+#[derive(Clone)]
+pub struct ToolDef {
+    pub spec: ToolSpec,
+    handler: Handler,
+}
+
+impl ToolDef {
+    /// Defines a typed tool. The input schema comes from `I`, the output schema from `O`; the
+    /// arguments are deserialized strictly (unknown fields are errors, so typos are caught).
+    pub fn new<I, O, F, Fut>(
+        name: &'static str,
+        title: &'static str,
+        description: &'static str,
+        annotations: Annotations,
+        handler: F,
+    ) -> Self
+    where
+        I: DeserializeOwned + JsonSchema + Send + 'static,
+        O: ToolResponse + 'static,
+        F: Fn(I, ToolContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let erased: Handler = Arc::new(move |args: Value, ctx: ToolContext| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let input: I = serde_json::from_value(args)
+                    .map_err(|e| ToolError::Validation(format!("arguments for `{name}`: {e}")))?;
+                let out = handler(input, ctx).await?;
+                let structured = serde_json::to_value(&out)
+                    .map_err(|e| ToolError::Execution(format!("could not encode the result: {e}")))?;
+                Ok(ToolOutput { text: out.summary(), images: out.images(), structured })
+            }) as BoxFuture<'static, _>
+        });
+        Self {
+            spec: ToolSpec {
+                name,
+                title,
+                description,
+                input_schema: Arc::new(schema_object::<I>()),
+                output_schema: Arc::new(schema_object::<O>()),
+                annotations,
+            },
+            handler: erased,
+        }
+    }
+}
+
+fn schema_object<T: JsonSchema>() -> Map<String, Value> {
+    let schema = schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
+    match serde_json::to_value(schema) {
+        Ok(Value::Object(mut map)) => {
+            map.remove("$schema");
+            map
+        }
+        _ => Map::new(),
+    }
+}
+
+/// A group of tools with one job (SPEC §2's six capabilities).
+pub trait Capability: Send + Sync {
+    /// Stable name, e.g. `data_preparation`.
+    fn name(&self) -> &'static str;
+    /// The tools it offers.
+    fn tools(&self) -> Vec<ToolDef>;
+}
+
+/// A tool name offered by two capabilities.
+#[derive(Debug, thiserror::Error)]
+#[error("tool `{tool}` is defined by both the `{first}` and `{second}` capabilities")]
+pub struct DuplicateTool {
+    pub tool: String,
+    pub first: &'static str,
+    pub second: &'static str,
+}
+
+struct Entry {
+    capability: &'static str,
+    tool: ToolDef,
+}
+
+/// Maps each tool name to its capability and calls it. Built once; cheap to share.
+#[derive(Clone)]
+pub struct ToolRouter {
+    tools: Arc<BTreeMap<&'static str, Entry>>,
+    order: Arc<Vec<&'static str>>,
+}
+
+impl ToolRouter {
+    /// Builds the router; fails on a name that two capabilities both offer.
+    pub fn new(capabilities: &[Arc<dyn Capability>]) -> Result<Self, DuplicateTool> {
+        let mut tools = BTreeMap::new();
+        let mut order = Vec::new();
+        for cap in capabilities {
+            for tool in cap.tools() {
+                let name = tool.spec.name;
+                if let Some(existing) = tools.get(name) {
+                    let existing: &Entry = existing;
+                    return Err(DuplicateTool { tool: name.into(), first: existing.capability, second: cap.name() });
+                }
+                order.push(name);
+                tools.insert(name, Entry { capability: cap.name(), tool });
+            }
+        }
+        Ok(Self { tools: Arc::new(tools), order: Arc::new(order) })
+    }
+
+    /// Every tool with its capability, in registration order.
+    pub fn list(&self) -> impl Iterator<Item = (&'static str, &ToolSpec)> + '_ {
+        self.order.iter().map(|n| {
+            let e = &self.tools[n];
+            (e.capability, &e.tool.spec)
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ToolSpec> {
+        self.tools.get(name).map(|e| &e.tool.spec)
+    }
+
+    /// Calls a tool by name. Logs the call (arguments masked), its duration and outcome.
+    pub async fn call(&self, name: &str, arguments: Value, ctx: ToolContext) -> Result<ToolOutput, ToolError> {
+        let Some(entry) = self.tools.get(name) else {
+            return Err(ToolError::NotFound { name: name.into(), suggestion: self.closest(name) });
+        };
+        let arguments = match arguments {
+            Value::Null => Value::Object(Map::new()),
+            v => v,
+        };
+        let span = tracing::info_span!("tool_call", tool = name, capability = entry.capability);
+        let started = Instant::now();
+        let handler = entry.tool.handler.clone();
+        async move {
+            tracing::info!(arguments = %mask_json(&arguments), "tool call started");
+            let result = handler(arguments, ctx).await;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            match &result {
+                Ok(_) => tracing::info!(duration_ms, status = "success", "tool call succeeded"),
+                Err(e) => tracing::warn!(duration_ms, status = "error", error_kind = e.kind(), error = %e, "tool call failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The registered name closest to `name`, when one is close enough to be a likely typo.
+    fn closest(&self, name: &str) -> Option<String> {
+        self.order
+            .iter()
+            .map(|t| (edit_distance(name, t), *t))
+            .filter(|(d, t)| *d <= 3.max(t.len() / 4))
+            .min()
+            .map(|(_, t)| t.to_string())
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct EchoIn {
+        /// Text to echo.
+        text: String,
+    }
+    #[derive(Serialize, JsonSchema)]
+    struct EchoOut {
+        text: String,
+    }
+    impl ToolResponse for EchoOut {
+        fn summary(&self) -> String {
+            self.text.clone()
+        }
+    }
+
+    struct Cap(&'static str, &'static str);
+    impl Capability for Cap {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn tools(&self) -> Vec<ToolDef> {
+            vec![ToolDef::new(self.1, "Echo", "Echoes text.", Annotations::READ_ONLY, |i: EchoIn, _ctx| async move {
+                Ok(EchoOut { text: i.text })
+            })]
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_by_name_with_typed_input_and_schema() {
+        let router = ToolRouter::new(&[Arc::new(Cap("a", "echo")) as Arc<dyn Capability>]).unwrap();
+        let spec = router.get("echo").unwrap();
+        assert_eq!(spec.input_schema["required"], serde_json::json!(["text"]));
+        assert_eq!(spec.input_schema["properties"]["text"]["description"], "Text to echo.");
+        let out = router.call("echo", serde_json::json!({"text": "hi"}), ToolContext::default()).await.unwrap();
+        assert_eq!(out.structured["text"], "hi");
+        assert_eq!(out.text, "hi");
+        let err = router.call("echo", serde_json::json!({"txt": "hi"}), ToolContext::default()).await.unwrap_err();
+        assert!(matches!(err, ToolError::Validation(_)) && err.to_string().contains("txt"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unknown_tool_suggests_the_closest_name() {
+        let router = ToolRouter::new(&[Arc::new(Cap("a", "load_dataset")) as Arc<dyn Capability>]).unwrap();
+        let err = router.call("load_datset", Value::Null, ToolContext::default()).await.unwrap_err();
+        assert_eq!(err.to_string(), "unknown tool `load_datset`; did you mean `load_dataset`?");
+        let err = router.call("frobnicate", Value::Null, ToolContext::default()).await.unwrap_err();
+        assert_eq!(err.to_string(), "unknown tool `frobnicate`");
+    }
+
+    #[test]
+    fn duplicate_names_fail_naming_both_capabilities() {
+        let caps: Vec<Arc<dyn Capability>> = vec![Arc::new(Cap("data_preparation", "x")), Arc::new(Cap("ml_training", "x"))];
+        let err = ToolRouter::new(&caps).err().unwrap().to_string();
+        assert_eq!(err, "tool `x` is defined by both the `data_preparation` and `ml_training` capabilities");
+    }
+}
