@@ -1,0 +1,457 @@
+//! The Data Preparation tools.
+
+use std::sync::Arc;
+
+use mlops_core::{Annotations, ArtifactStore, Capability, ToolContext, ToolDef, ToolError, ToolResponse};
+use polars::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::DataError;
+use crate::io::{dataset_name, read_table, require_column, require_rows, write_table, TableFormat};
+use crate::pipeline::{DroppedColumn, Encoding, FittedPipeline, NumericImputation, PreprocessOptions, Scaling, TargetSpec, TaskType};
+use crate::prepared::save_pipeline;
+use crate::profile::{head_rows, profile, ColumnProfile};
+use crate::split::{split_indices, take_rows, Fractions, SplitIndices};
+
+/// Most rows `load_dataset` previews.
+const MAX_HEAD_ROWS: usize = 50;
+
+/// Capability 1: Data Preparation.
+pub struct DataCapability {
+    store: ArtifactStore,
+}
+
+impl DataCapability {
+    pub fn new(store: ArtifactStore) -> Arc<Self> {
+        Arc::new(Self { store })
+    }
+}
+
+impl Capability for DataCapability {
+    fn name(&self) -> &'static str {
+        "data_preparation"
+    }
+
+    fn tools(&self) -> Vec<ToolDef> {
+        let s = self.store.clone();
+        let load = {
+            let s = s.clone();
+            ToolDef::new(
+                "load_dataset",
+                "Load dataset",
+                "Read a CSV or Parquet table (a path under the artifact root such as `datasets/x.csv`, a file:// URI, or s3://bucket/key) and describe it: row count, each column's type, missing values and summary statistics, and the first rows. Use it first to learn the column names.",
+                Annotations::READ_ONLY,
+                move |i: LoadDatasetInput, _ctx: ToolContext| {
+                    let s = s.clone();
+                    async move { load_dataset(&s, i).await.map_err(ToolError::from) }
+                },
+            )
+        };
+        let split = {
+            let s = s.clone();
+            ToolDef::new(
+                "split_dataset",
+                "Split dataset",
+                "Split a table into train/validation/test files under `processed/<name>/` (Parquet by default). Seeded and reproducible; stratified by a label column when `stratify_column` is set; in time order (no shuffle) when `time_column` is set. Split raw data before `preprocess_supervised` so the pipeline is fitted on training rows only.",
+                Annotations::WRITES,
+                move |i: SplitDatasetInput, _ctx: ToolContext| {
+                    let s = s.clone();
+                    async move { split_dataset(&s, i).await.map_err(ToolError::from) }
+                },
+            )
+        };
+        let preprocess = ToolDef::new(
+            "preprocess_supervised",
+            "Preprocess for supervised learning",
+            "Fit a preprocessing pipeline for a classification or regression target (impute missing values, scale numbers, one-hot or ordinal encode text, drop identifier and constant columns) on `dataset_uri`, then apply it to that table and to every table in `apply_to`. Writes the processed tables and `pipeline.json` to `processed/<name>/preprocessed/`; the pipeline travels with every model trained on them. Pass `split` to split raw data first (the pipeline is then fitted on the training part only).",
+            Annotations::WRITES,
+            move |i: PreprocessSupervisedInput, _ctx: ToolContext| {
+                let s = s.clone();
+                async move { preprocess_supervised(&s, i).await.map_err(ToolError::from) }
+            },
+        );
+        vec![load, split, preprocess]
+    }
+}
+
+fn default_head_rows() -> usize {
+    5
+}
+
+/// Input of `load_dataset`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadDatasetInput {
+    /// The table: `datasets/x.csv` (under the artifact root), `file:///abs/path.parquet`, or `s3://bucket/key.csv`.
+    #[serde(alias = "dataset_s3_uri")]
+    pub dataset_uri: String,
+    /// How many rows to preview (0 to 50).
+    #[serde(default = "default_head_rows")]
+    #[schemars(range(max = 50))]
+    pub head_rows: usize,
+}
+
+/// What `load_dataset` found.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LoadDatasetOutput {
+    pub dataset_uri: String,
+    pub format: TableFormat,
+    pub row_count: usize,
+    pub column_count: usize,
+    pub columns: Vec<ColumnProfile>,
+    /// The first rows, as column → value objects.
+    pub head: Vec<Map<String, Value>>,
+}
+
+impl ToolResponse for LoadDatasetOutput {
+    fn summary(&self) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| if c.null_count > 0 { format!("{} ({}, {} missing)", c.name, c.dtype, c.null_count) } else { format!("{} ({})", c.name, c.dtype) })
+            .collect();
+        format!("{}: {} rows × {} columns: {}", self.dataset_uri, self.row_count, self.column_count, cols.join(", "))
+    }
+}
+
+async fn load_dataset(store: &ArtifactStore, i: LoadDatasetInput) -> Result<LoadDatasetOutput, DataError> {
+    if i.head_rows > MAX_HEAD_ROWS {
+        return Err(DataError::invalid(format!("head_rows must be at most {MAX_HEAD_ROWS}")));
+    }
+    let (r, df) = read_table(store, &i.dataset_uri).await?;
+    let format = TableFormat::of(&r)?;
+    let df = Arc::new(df);
+    let profiled = {
+        let df = df.clone();
+        tokio::task::spawn_blocking(move || profile(&df))
+            .await
+            .map_err(|e| DataError::invalid(format!("profiling was interrupted: {e}")))??
+    };
+    Ok(LoadDatasetOutput {
+        dataset_uri: r.uri().into(),
+        format,
+        row_count: df.height(),
+        column_count: df.width(),
+        columns: profiled,
+        head: head_rows(&df, i.head_rows),
+    })
+}
+
+fn default_train() -> f64 {
+    0.7
+}
+fn default_holdout() -> f64 {
+    0.15
+}
+fn default_seed() -> u64 {
+    42
+}
+
+/// Input of `split_dataset`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitDatasetInput {
+    /// The table to split.
+    #[serde(alias = "dataset_s3_uri")]
+    pub dataset_uri: String,
+    #[serde(default = "default_train")]
+    pub train_fraction: f64,
+    /// May be 0 (no validation file).
+    #[serde(default = "default_holdout")]
+    pub validation_fraction: f64,
+    #[serde(default = "default_holdout")]
+    pub test_fraction: f64,
+    /// Keep this column's class proportions equal in every part (usually the classification target).
+    pub stratify_column: Option<String>,
+    /// Order rows by this column and split in that order, without shuffling (for time series).
+    pub time_column: Option<String>,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Folder name under `processed/` (default: the dataset's name).
+    pub output_name: Option<String>,
+    /// Output format (default parquet).
+    pub format: Option<TableFormat>,
+}
+
+/// One written part of a split.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SplitPart {
+    pub uri: String,
+    pub rows: usize,
+}
+
+/// The files `split_dataset` wrote.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SplitDatasetOutput {
+    pub train: SplitPart,
+    pub validation: Option<SplitPart>,
+    pub test: Option<SplitPart>,
+    pub seed: u64,
+    pub stratified_by: Option<String>,
+}
+
+impl ToolResponse for SplitDatasetOutput {
+    fn summary(&self) -> String {
+        let mut parts = vec![format!("train {} rows → {}", self.train.rows, self.train.uri)];
+        if let Some(v) = &self.validation {
+            parts.push(format!("validation {} rows → {}", v.rows, v.uri));
+        }
+        if let Some(t) = &self.test {
+            parts.push(format!("test {} rows → {}", t.rows, t.uri));
+        }
+        parts.join("; ")
+    }
+}
+
+fn check_output_name(name: &str) -> Result<(), DataError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+        return Err(DataError::invalid(format!(
+            "output_name `{name}` must be letters, digits, `-`, `_` or `.` (it names a folder under processed/)"
+        )));
+    }
+    Ok(())
+}
+
+/// Splits `df` into its parts (by stratum labels, or in the order of `time_column`).
+fn split_frame(df: &DataFrame, f: Fractions, stratify: Option<&str>, time_column: Option<&str>, seed: u64) -> Result<[DataFrame; 3], DataError> {
+    f.validate()?;
+    let df = match time_column {
+        Some(t) => {
+            require_column(df, t)?;
+            df.sort([t], SortMultipleOptions::default())?
+        }
+        None => df.clone(),
+    };
+    let labels: Option<Vec<Option<String>>> = match stratify {
+        Some(c) => {
+            require_column(&df, c)?;
+            let s = df.column(c)?.as_materialized_series().cast(&DataType::String)?;
+            Some(s.str()?.iter().map(|v| v.map(str::to_string)).collect())
+        }
+        None => None,
+    };
+    let SplitIndices { train, validation, test } = split_indices(df.height(), labels.as_deref(), f, seed, time_column.is_none());
+    for (name, rows, frac) in [("train", &train, f.train), ("validation", &validation, f.validation), ("test", &test, f.test)] {
+        if frac > 0.0 && rows.is_empty() {
+            return Err(DataError::invalid(format!(
+                "the {name} part would be empty: {} rows are too few for a {frac} fraction",
+                df.height()
+            )));
+        }
+    }
+    Ok([take_rows(&df, train)?, take_rows(&df, validation)?, take_rows(&df, test)?])
+}
+
+async fn split_dataset(store: &ArtifactStore, i: SplitDatasetInput) -> Result<SplitDatasetOutput, DataError> {
+    let (r, df) = read_table(store, &i.dataset_uri).await?;
+    require_rows(&df, r.uri())?;
+    let name = i.output_name.clone().unwrap_or_else(|| dataset_name(&r));
+    check_output_name(&name)?;
+    let f = Fractions { train: i.train_fraction, validation: i.validation_fraction, test: i.test_fraction };
+    if i.stratify_column.is_some() && i.time_column.is_some() {
+        return Err(DataError::invalid("use either stratify_column or time_column, not both"));
+    }
+    let [train, validation, test] = split_frame(&df, f, i.stratify_column.as_deref(), i.time_column.as_deref(), i.seed)?;
+    let format = i.format.unwrap_or(TableFormat::Parquet);
+    let mut written = Vec::new();
+    for (part, frame) in [("train", train), ("validation", validation), ("test", test)] {
+        if frame.height() == 0 {
+            written.push(None);
+            continue;
+        }
+        let rows = frame.height();
+        let out = write_table(store, &format!("processed/{name}/{part}.{}", format.extension()), frame, format).await?;
+        written.push(Some(SplitPart { uri: out.uri().into(), rows }));
+    }
+    let mut written = written.into_iter();
+    Ok(SplitDatasetOutput {
+        train: written.next().flatten().ok_or_else(|| DataError::invalid("the train part is empty"))?,
+        validation: written.next().flatten(),
+        test: written.next().flatten(),
+        seed: i.seed,
+        stratified_by: i.stratify_column,
+    })
+}
+
+/// Split raw data before fitting, inside `preprocess_supervised`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InlineSplit {
+    #[serde(default = "default_holdout")]
+    pub validation_fraction: f64,
+    #[serde(default = "default_holdout")]
+    pub test_fraction: f64,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Stratify by the target (classification only; default true).
+    #[serde(default = "default_true")]
+    pub stratify: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_categories() -> usize {
+    50
+}
+
+/// Input of `preprocess_supervised`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessSupervisedInput {
+    /// The table to fit the pipeline on (normally the training part of a split).
+    #[serde(alias = "dataset_s3_uri")]
+    pub dataset_uri: String,
+    /// The column to predict.
+    pub target_column: String,
+    pub task_type: TaskType,
+    /// Further tables (validation, test) to transform with the same fitted pipeline.
+    #[serde(default)]
+    pub apply_to: Vec<String>,
+    /// Split `dataset_uri` first and fit on its training part only.
+    pub split: Option<InlineSplit>,
+    #[serde(default)]
+    pub numeric_imputation: NumericImputation,
+    #[serde(default)]
+    pub scaling: Scaling,
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// Keep at most this many categories per text column.
+    #[serde(default = "default_max_categories")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_categories: usize,
+    /// Columns to leave out (identifiers, leaks).
+    #[serde(default)]
+    pub drop_columns: Vec<String>,
+    /// Folder name under `processed/` (default: the dataset's name).
+    pub output_name: Option<String>,
+    /// Output format (default parquet).
+    pub format: Option<TableFormat>,
+}
+
+/// One processed table.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProcessedTable {
+    /// The table it came from (or the split part).
+    pub source: String,
+    pub uri: String,
+    pub rows: usize,
+}
+
+/// What `preprocess_supervised` produced.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PreprocessSupervisedOutput {
+    pub pipeline_uri: String,
+    /// The processed table to train on.
+    pub train_data_uri: String,
+    pub validation_data_uri: Option<String>,
+    pub test_data_uri: Option<String>,
+    pub outputs: Vec<ProcessedTable>,
+    pub target: TargetSpec,
+    pub feature_names: Vec<String>,
+    pub dropped_columns: Vec<DroppedColumn>,
+    /// Rows left out because their target was missing.
+    pub rows_without_target: usize,
+}
+
+impl ToolResponse for PreprocessSupervisedOutput {
+    fn summary(&self) -> String {
+        let dropped: Vec<String> = self.dropped_columns.iter().map(|d| format!("{} ({})", d.column, d.reason)).collect();
+        format!(
+            "Fitted a {} pipeline for `{}`: {} features{}. Train on {}; pipeline at {}.{}",
+            self.target.task.as_str(),
+            self.target.name,
+            self.feature_names.len(),
+            if dropped.is_empty() { String::new() } else { format!(", dropped {}", dropped.join(", ")) },
+            self.train_data_uri,
+            self.pipeline_uri,
+            self.test_data_uri.as_ref().map(|t| format!(" Test data: {t}.")).unwrap_or_default()
+        )
+    }
+}
+
+async fn preprocess_supervised(store: &ArtifactStore, i: PreprocessSupervisedInput) -> Result<PreprocessSupervisedOutput, DataError> {
+    let (r, df) = read_table(store, &i.dataset_uri).await?;
+    require_rows(&df, r.uri())?;
+    require_column(&df, &i.target_column)?;
+    let name = i.output_name.clone().unwrap_or_else(|| dataset_name(&r));
+    check_output_name(&name)?;
+    let options = PreprocessOptions {
+        numeric_imputation: i.numeric_imputation,
+        scaling: i.scaling,
+        encoding: i.encoding,
+        max_categories: i.max_categories,
+        drop_columns: i.drop_columns.clone(),
+    };
+    if options.max_categories == 0 {
+        return Err(DataError::invalid("max_categories must be at least 1"));
+    }
+    // (label, source, frame): the first is the one the pipeline is fitted on.
+    let mut tables: Vec<(String, String, DataFrame)> = Vec::new();
+    match &i.split {
+        Some(sp) => {
+            let f = Fractions { train: 1.0 - sp.validation_fraction - sp.test_fraction, validation: sp.validation_fraction, test: sp.test_fraction };
+            let stratify = (sp.stratify && i.task_type == TaskType::Classification).then_some(i.target_column.as_str());
+            let [train, validation, test] = split_frame(&df, f, stratify, None, sp.seed)?;
+            for (part, frame) in [("train", train), ("validation", validation), ("test", test)] {
+                if frame.height() > 0 {
+                    tables.push((part.into(), format!("{}#{part}", r.uri()), frame));
+                }
+            }
+        }
+        None => tables.push((stem(&r), r.uri().into(), df)),
+    }
+    for extra in &i.apply_to {
+        let (er, edf) = read_table(store, extra).await?;
+        tables.push((stem(&er), er.uri().into(), edf));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some((dup, _, _)) = tables.iter().find(|(label, _, _)| !seen.insert(label.clone())) {
+        return Err(DataError::invalid(format!("two inputs are both named `{dup}`; their outputs would collide")));
+    }
+    let task = i.task_type;
+    let target = i.target_column.clone();
+    let (pipeline, processed) = tokio::task::spawn_blocking(move || -> Result<_, DataError> {
+        let pipeline = FittedPipeline::fit(&tables[0].2, Some((&target, task)), &options)?;
+        let processed = tables
+            .into_iter()
+            .map(|(label, source, frame)| Ok((label, source, frame.height(), pipeline.transform(&frame)?)))
+            .collect::<Result<Vec<_>, DataError>>()?;
+        Ok((pipeline, processed))
+    })
+    .await
+    .map_err(|e| DataError::invalid(format!("preprocessing was interrupted: {e}")))??;
+
+    let format = i.format.unwrap_or(TableFormat::Parquet);
+    let folder = format!("processed/{name}/preprocessed");
+    let rows_without_target = processed[0].2 - processed[0].3.height();
+    let mut outputs = Vec::new();
+    for (label, source, _, frame) in processed {
+        let rows = frame.height();
+        let out = write_table(store, &format!("{folder}/{label}.{}", format.extension()), frame, format).await?;
+        outputs.push(ProcessedTable { source, uri: out.uri().into(), rows });
+    }
+    // Written last: a folder with a pipeline is complete.
+    let pipeline_ref = save_pipeline(store, &folder, &pipeline).await?;
+    let by_label = |names: &[&str]| {
+        outputs.iter().find(|o| names.iter().any(|n| o.uri.ends_with(&format!("/{n}.{}", format.extension())))).map(|o| o.uri.clone())
+    };
+    Ok(PreprocessSupervisedOutput {
+        pipeline_uri: pipeline_ref.uri().into(),
+        train_data_uri: outputs[0].uri.clone(),
+        validation_data_uri: by_label(&["validation", "val", "valid"]),
+        test_data_uri: by_label(&["test"]),
+        target: pipeline.target.clone().ok_or_else(|| DataError::invalid("the pipeline has no target"))?,
+        feature_names: pipeline.feature_names.clone(),
+        dropped_columns: pipeline.dropped.clone(),
+        rows_without_target,
+        outputs,
+    })
+}
+
+fn stem(r: &mlops_core::ArtifactRef) -> String {
+    let f = r.file_name();
+    f.rsplit_once('.').map(|(s, _)| s).unwrap_or(f).to_string()
+}
