@@ -46,7 +46,12 @@ pub async fn pipeline_beside(store: &ArtifactStore, table: &ArtifactRef) -> Resu
 /// present. Raw data goes through the pipeline; data processed by the same pipeline is used as is.
 pub async fn load_model_input(store: &ArtifactStore, uri: &str, pipeline: &FittedPipeline) -> Result<DataFrame, DataError> {
     let (r, df) = read_table(store, uri).await?;
-    match pipeline_beside(store, &r).await? {
+    to_model_input(store, &r, df, pipeline).await
+}
+
+/// As [`load_model_input`], for a table already read from `r`.
+pub async fn to_model_input(store: &ArtifactStore, r: &ArtifactRef, df: DataFrame, pipeline: &FittedPipeline) -> Result<DataFrame, DataError> {
+    match pipeline_beside(store, r).await? {
         Some(p) if p.fingerprint() == pipeline.fingerprint() => {
             let mut names: Vec<&str> = pipeline.feature_names.iter().map(String::as_str).collect();
             if let Some(t) = pipeline.target.as_ref().filter(|t| df.schema().contains(&t.name)) {
