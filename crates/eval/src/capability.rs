@@ -1,0 +1,139 @@
+//! The ML Evaluation tools.
+
+use std::sync::Arc;
+
+use mlops_core::{Annotations, ArtifactStore, Capability, ModelArtifact, ToolContext, ToolDef, ToolError, ToolResponse};
+use mlops_data::prepared::load_model_input;
+use mlops_data::FittedPipeline;
+use mlops_train::matrix::{class_indices, Matrix};
+use mlops_train::{TrainError, TrainedModel};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{classification_report, ClassificationReport};
+
+/// Capability 3: ML Evaluation.
+pub struct EvaluationCapability {
+    store: ArtifactStore,
+}
+
+impl EvaluationCapability {
+    pub fn new(store: ArtifactStore) -> Arc<Self> {
+        Arc::new(Self { store })
+    }
+}
+
+impl Capability for EvaluationCapability {
+    fn name(&self) -> &'static str {
+        "ml_evaluation"
+    }
+
+    fn tools(&self) -> Vec<ToolDef> {
+        let store = self.store.clone();
+        vec![ToolDef::new(
+            "evaluate_classifier",
+            "Evaluate a classifier",
+            "Score a trained classifier on held-out data: accuracy, precision/recall/F1 per class and macro/weighted, ROC-AUC, log loss and the confusion matrix. `test_data_uri` may be raw data (the model applies its own preprocessing pipeline) or data processed by the same pipeline.",
+            Annotations::READ_ONLY,
+            move |i: EvaluateClassifierInput, _ctx: ToolContext| {
+                let store = store.clone();
+                async move { evaluate_classifier(&store, i).await }
+            },
+        )]
+    }
+}
+
+/// A model loaded for evaluation, with its pipeline.
+pub struct LoadedModel {
+    pub artifact: ModelArtifact,
+    pub model: TrainedModel,
+    pub pipeline: FittedPipeline,
+}
+
+/// Loads and verifies a model; refuses one of another task than `task`.
+pub async fn load_for_task(store: &ArtifactStore, model_uri: &str, task: &str, evaluator: &str) -> Result<LoadedModel, ToolError> {
+    let artifact = ModelArtifact::load(store, model_uri).await?;
+    if artifact.manifest.task != task {
+        return Err(ToolError::validation(format!(
+            "`{model_uri}` is a {} model; {evaluator} evaluates {task} models",
+            artifact.manifest.task
+        )));
+    }
+    let model = TrainedModel::from_artifact(&artifact)?;
+    let pipeline: FittedPipeline = artifact
+        .manifest
+        .pipeline
+        .clone()
+        .ok_or_else(|| ToolError::validation(format!("`{model_uri}` has no preprocessing pipeline")))
+        .and_then(|p| serde_json::from_value(p).map_err(|e| ToolError::Execution(format!("the model's pipeline is not valid: {e}"))))?;
+    Ok(LoadedModel { artifact, model, pipeline })
+}
+
+/// Input of `evaluate_classifier`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateClassifierInput {
+    /// The model folder (`models/<training_job_name>`) or its manifest.json.
+    #[serde(alias = "model_s3_uri")]
+    pub model_uri: String,
+    /// Held-out data with the target column.
+    #[serde(alias = "test_data_s3_uri")]
+    pub test_data_uri: String,
+}
+
+/// What `evaluate_classifier` measured.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EvaluateClassifierOutput {
+    pub model_uri: String,
+    pub test_data_uri: String,
+    pub rows: usize,
+    #[serde(flatten)]
+    pub report: ClassificationReport,
+}
+
+impl ToolResponse for EvaluateClassifierOutput {
+    fn summary(&self) -> String {
+        let r = &self.report;
+        format!(
+            "On {} rows: accuracy {:.4}, F1 macro {:.4}, precision macro {:.4}, recall macro {:.4}{}, log loss {:.4}. Confusion matrix (rows = true {}): {:?}",
+            self.rows,
+            r.accuracy,
+            r.f1_macro,
+            r.precision_macro,
+            r.recall_macro,
+            r.roc_auc.map(|a| format!(", ROC-AUC {a:.4}")).unwrap_or_default(),
+            r.log_loss,
+            r.classes.join("/"),
+            r.confusion_matrix
+        )
+    }
+}
+
+async fn evaluate_classifier(store: &ArtifactStore, i: EvaluateClassifierInput) -> Result<EvaluateClassifierOutput, ToolError> {
+    let loaded = load_for_task(store, &i.model_uri, "classification", "evaluate_classifier").await?;
+    let manifest = &loaded.artifact.manifest;
+    let target = manifest.target.clone().ok_or_else(|| ToolError::validation("the model has no target column"))?;
+    let df = load_model_input(store, &i.test_data_uri, &loaded.pipeline).await?;
+    if !df.schema().contains(&target) {
+        return Err(ToolError::validation(format!("`{}` has no target column `{target}` to compare predictions with", i.test_data_uri)));
+    }
+    if df.height() == 0 {
+        return Err(ToolError::validation(format!("`{}` has no rows to evaluate", i.test_data_uri)));
+    }
+    let x = Matrix::from_frame(&df, &manifest.feature_names).map_err(ToolError::from)?;
+    let y = class_indices(&df, &target, &manifest.classes).map_err(ToolError::from)?;
+    let model = loaded.model.clone();
+    let classes = manifest.classes.clone();
+    let report = tokio::task::spawn_blocking(move || -> Result<ClassificationReport, TrainError> {
+        let proba = model.predict_proba(&x)?;
+        Ok(classification_report(&y, &proba, &classes))
+    })
+    .await
+    .map_err(|e| ToolError::Execution(format!("evaluation stopped: {e}")))??;
+    Ok(EvaluateClassifierOutput {
+        model_uri: loaded.artifact.uri.clone().unwrap_or_default().trim_end_matches("/manifest.json").into(),
+        test_data_uri: i.test_data_uri,
+        rows: df.height(),
+        report,
+    })
+}
