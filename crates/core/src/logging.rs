@@ -177,7 +177,7 @@ where
 pub fn init(service: &str, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let level = level.to_ascii_lowercase();
-        EnvFilter::new(format!("{level},sqlx=warn,hyper=warn,reqwest=warn,polars=warn"))
+        EnvFilter::new(format!("{level},rmcp=warn,sqlx=warn,hyper=warn,reqwest=warn,polars=warn"))
     });
     let sink: LogSink = Arc::new(Mutex::new(Box::new(std::io::stderr())));
     let _ = tracing_subscriber::registry()

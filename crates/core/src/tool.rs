@@ -160,9 +160,27 @@ fn schema_object<T: JsonSchema>() -> Map<String, Value> {
     match serde_json::to_value(schema) {
         Ok(Value::Object(mut map)) => {
             map.remove("$schema");
+            inline_root_ref(&mut map);
             map
         }
         _ => Map::new(),
+    }
+}
+
+/// A newtype's schema is a bare `$ref` to its inner type; MCP wants an object schema at the root,
+/// so the referenced definition is moved up.
+fn inline_root_ref(map: &mut Map<String, Value>) {
+    let Some(Value::String(reference)) = map.get("$ref").cloned() else { return };
+    let Some(name) = reference.strip_prefix("#/$defs/") else { return };
+    let Some(Value::Object(defs)) = map.get_mut("$defs") else { return };
+    let Some(Value::Object(target)) = defs.remove(name) else { return };
+    let no_defs_left = defs.is_empty();
+    map.remove("$ref");
+    if no_defs_left {
+        map.remove("$defs");
+    }
+    for (k, v) in target {
+        map.entry(k).or_insert(v);
     }
 }
 
@@ -320,6 +338,20 @@ mod tests {
         assert_eq!(out.text, "hi");
         let err = router.call("echo", serde_json::json!({"txt": "hi"}), ToolContext::default()).await.unwrap_err();
         assert!(matches!(err, ToolError::Validation(_)) && err.to_string().contains("txt"), "{err}");
+    }
+
+    #[test]
+    fn newtype_outputs_get_an_object_schema_at_the_root() {
+        #[derive(Serialize, JsonSchema)]
+        struct Inner {
+            a: u32,
+        }
+        #[derive(Serialize, JsonSchema)]
+        #[serde(transparent)]
+        struct Outer(Inner);
+        let s = schema_object::<Outer>();
+        assert_eq!(s["type"], "object", "{s:?}");
+        assert!(s["properties"]["a"].is_object());
     }
 
     #[tokio::test]

@@ -254,24 +254,31 @@ pub struct JobReport(pub JobSnapshot);
 impl ToolResponse for JobReport {
     fn summary(&self) -> String {
         let j = &self.0;
-        let mut s = format!("Training job `{}` ({}) is {:?}", j.training_job_name, j.algorithm, j.status).to_lowercase();
-        s = format!("{}{}", &s[..1].to_uppercase(), &s[1..]);
-        match j.status {
-            JobStatus::Running => s.push_str(&format!(": {:.0}% done", j.progress * 100.0)),
-            JobStatus::Completed => {
-                if let Some(m) = j.metrics.as_object() {
-                    let parts: Vec<String> = m.iter().filter_map(|(k, v)| v.as_f64().map(|v| format!("{k} {v:.4}"))).collect();
-                    s.push_str(&format!(" in {} ms: {}", j.duration_ms.unwrap_or(0), parts.join(", ")));
-                }
-                if let Some(uri) = &j.model_uri {
-                    s.push_str(&format!(". Model: {uri}"));
-                }
+        let status = match j.status {
+            JobStatus::Running => format!("running, {:.0}% done", j.progress * 100.0),
+            JobStatus::Completed => format!("completed in {} ms", j.duration_ms.unwrap_or(0)),
+            JobStatus::Failed => "failed".into(),
+            JobStatus::Cancelled => "cancelled".into(),
+        };
+        let mut s = format!("Training job `{}` ({}): {status}", j.training_job_name, j.algorithm);
+        if let Some(m) = j.metrics.as_object() {
+            let parts: Vec<String> = m
+                .iter()
+                .filter_map(|(k, v)| match (v.as_u64(), v.as_f64()) {
+                    (Some(n), _) => Some(format!("{k} {n}")),
+                    (None, Some(x)) => Some(format!("{k} {x:.4}")),
+                    _ => None,
+                })
+                .collect();
+            if !parts.is_empty() {
+                s.push_str(&format!("; {}", parts.join(", ")));
             }
-            JobStatus::Failed | JobStatus::Cancelled => {
-                if let Some(e) = &j.error {
-                    s.push_str(&format!(": {e}"));
-                }
-            }
+        }
+        if let Some(uri) = &j.model_uri {
+            s.push_str(&format!(". Model: {uri}"));
+        }
+        if let Some(e) = &j.error {
+            s.push_str(&format!(". Error: {e}"));
         }
         s
     }
@@ -464,7 +471,7 @@ async fn run_forest_job(
     }
     let mut importances: Vec<(String, f64)> = pipeline.feature_names.iter().cloned().zip(forest.feature_importances.iter().copied()).collect();
     importances.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let mut metrics = json!({ "train_accuracy": train_accuracy, "train_rows": x_rows(&prepared.frame) });
+    let mut metrics = json!({ "train_accuracy": train_accuracy, "train_rows": prepared.frame.height() });
     if let Some((_, score)) = oob.last() {
         metrics["oob_accuracy"] = json!(score);
     }
@@ -500,10 +507,6 @@ async fn run_forest_job(
     let mut artifact = TrainedModel::RandomForest(forest).to_artifact(manifest)?;
     let saved = artifact.save(store).await?;
     Ok((metrics, saved.uri().trim_end_matches("/manifest.json").to_string()))
-}
-
-fn x_rows(df: &DataFrame) -> usize {
-    df.height()
 }
 
 /// Share of rows whose most probable class is the true one.

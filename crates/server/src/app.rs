@@ -1,0 +1,36 @@
+//! Builds the server's services and its tool router from the configuration.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use mlops_core::{ArtifactStore, Capability, Config, ToolRouter};
+use mlops_data::DataCapability;
+use mlops_eval::EvaluationCapability;
+use mlops_registry::{RegistryCapability, SqlRegistry};
+use mlops_train::{JobManager, TrainingCapability};
+
+/// Everything a running server holds.
+pub struct App {
+    pub config: Config,
+    pub store: ArtifactStore,
+    pub router: ToolRouter,
+}
+
+impl App {
+    /// Opens the artifact store and the database, and registers every capability's tools.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = ArtifactStore::from_config(&config).context("opening the artifact store")?;
+        let registry = SqlRegistry::connect(&config.database_url)
+            .await
+            .with_context(|| format!("opening the database {}", mlops_core::config::redact_url(&config.database_url)))?;
+        let jobs = JobManager::new();
+        let capabilities: Vec<Arc<dyn Capability>> = vec![
+            DataCapability::new(store.clone()),
+            TrainingCapability::new(store.clone(), jobs),
+            EvaluationCapability::new(store.clone()),
+            RegistryCapability::new(registry, store.clone()),
+        ];
+        let router = ToolRouter::new(&capabilities)?;
+        Ok(Self { config, store, router })
+    }
+}

@@ -1,0 +1,8 @@
+//! mlops-mcp: the server binary's library. It wires the capabilities into one [`ToolRouter`]
+//! ([`app`]), serves it over MCP ([`mcp`]), and drives it as a client for the demo ([`demo`]).
+//!
+//! [`ToolRouter`]: mlops_core::ToolRouter
+
+pub mod app;
+pub mod demo;
+pub mod mcp;

@@ -1,0 +1,91 @@
+//! Helpers for tests that run the real `mlops-mcp` binary and talk MCP to it over stdio.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mlops-mcp");
+
+/// A server process with its own artifact root and database.
+pub struct Server {
+    pub home: tempfile::TempDir,
+    pub client: RunningService<RoleClient, ()>,
+}
+
+/// What a tool call returned.
+pub struct Reply {
+    pub is_error: bool,
+    pub text: String,
+    pub structured: Value,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let client = Self::connect(home.path()).await;
+        Self { home, client }
+    }
+
+    /// Starts another server process on an existing home folder.
+    pub async fn connect(home: &Path) -> RunningService<RoleClient, ()> {
+        let home = home.to_path_buf();
+        let (transport, _) = TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|cmd| {
+            cmd.arg("serve").env_clear().env("MLOPS_HOME", &home).env("LOG_LEVEL", "WARN").env("PATH", std::env::var("PATH").unwrap_or_default());
+        }))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+        ().serve(transport).await.unwrap()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.home.path().join(rel)
+    }
+
+    pub async fn call(&self, tool: &str, args: Value) -> Reply {
+        call(&self.client, tool, args).await
+    }
+
+    /// Every file under the home folder except the database, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(self.home.path(), self.home.path(), &mut out);
+        out.retain(|f| !f.starts_with("mlops.db"));
+        out.sort();
+        out
+    }
+
+    /// Writes a sample data set under the home folder.
+    pub fn generate(&self, kind: &str, rows: usize, rel: &str) {
+        let status = std::process::Command::new(BIN)
+            .args(["datasets", "generate", kind, "--rows", &rows.to_string(), "--out"])
+            .arg(self.path(rel))
+            .env("LOG_LEVEL", "WARN")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+pub async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> Reply {
+    let Value::Object(arguments) = args else { panic!("arguments must be an object") };
+    let r: CallToolResult = client.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments)).await.unwrap();
+    let text = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n");
+    Reply { is_error: r.is_error == Some(true), text, structured: r.structured_content.unwrap_or(Value::Null) }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(root, &path, out);
+        } else {
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+}
