@@ -73,11 +73,19 @@ impl ModelArtifact {
         for (name, media_type, data) in blobs {
             manifest.blobs.insert(
                 name.to_string(),
-                BlobInfo { sha256: sha256_hex(&data), size: data.len() as u64, media_type: media_type.into() },
+                BlobInfo {
+                    sha256: sha256_hex(&data),
+                    size: data.len() as u64,
+                    media_type: media_type.into(),
+                },
             );
             stored.insert(name.to_string(), data);
         }
-        Self { manifest, blobs: stored, uri: None }
+        Self {
+            manifest,
+            blobs: stored,
+            uri: None,
+        }
     }
 
     /// The blob of that name, or a clear error when the manifest lacks it.
@@ -97,7 +105,9 @@ impl ModelArtifact {
     pub async fn save(&mut self, store: &ArtifactStore) -> Result<ArtifactRef, StoreError> {
         let folder = Self::folder_key(&self.manifest.name);
         for (name, data) in &self.blobs {
-            store.put(&store.key(&format!("{folder}/{name}"))?, data.clone()).await?;
+            store
+                .put(&store.key(&format!("{folder}/{name}"))?, data.clone())
+                .await?;
         }
         let manifest_ref = store.key(&format!("{folder}/{MANIFEST}"))?;
         let json = serde_json::to_vec_pretty(&self.manifest).map_err(|e| StoreError::Corrupt {
@@ -120,13 +130,17 @@ impl ModelArtifact {
     }
 
     /// Reads only the manifest (no blobs, no checksum work): for listings and validation.
-    pub async fn load_manifest(store: &ArtifactStore, uri: &str) -> Result<(ArtifactRef, ModelManifest), StoreError> {
+    pub async fn load_manifest(
+        store: &ArtifactStore,
+        uri: &str,
+    ) -> Result<(ArtifactRef, ModelManifest), StoreError> {
         let manifest_ref = Self::manifest_ref(store, uri)?;
         let raw = store.get(&manifest_ref).await?;
-        let manifest: ModelManifest = serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
-            uri: manifest_ref.uri().into(),
-            reason: format!("the manifest is not valid: {e}"),
-        })?;
+        let manifest: ModelManifest =
+            serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
+                uri: manifest_ref.uri().into(),
+                reason: format!("the manifest is not valid: {e}"),
+            })?;
         if manifest.format_version != FORMAT_VERSION {
             return Err(StoreError::Corrupt {
                 uri: manifest_ref.uri().into(),
@@ -146,17 +160,28 @@ impl ModelArtifact {
         let mut blobs = BTreeMap::new();
         for (name, info) in &manifest.blobs {
             if name.contains('/') || name.contains('\\') || name == ".." {
-                return Err(StoreError::Corrupt { uri: manifest_ref.uri().into(), reason: format!("blob name `{name}` is not a plain file name") });
+                return Err(StoreError::Corrupt {
+                    uri: manifest_ref.uri().into(),
+                    reason: format!("blob name `{name}` is not a plain file name"),
+                });
             }
             let blob_ref = store.resolve(&format!("{folder}{name}"))?;
             let data = store.get(&blob_ref).await?;
             let actual = sha256_hex(&data);
             if actual != info.sha256 {
-                return Err(StoreError::Checksum { uri: blob_ref.uri().into(), expected: info.sha256.clone(), actual });
+                return Err(StoreError::Checksum {
+                    uri: blob_ref.uri().into(),
+                    expected: info.sha256.clone(),
+                    actual,
+                });
             }
             blobs.insert(name.clone(), data);
         }
-        Ok(Self { manifest, blobs, uri: Some(manifest_ref.uri().to_string()) })
+        Ok(Self {
+            manifest,
+            blobs,
+            uri: Some(manifest_ref.uri().to_string()),
+        })
     }
 }
 
@@ -190,15 +215,28 @@ mod tests {
     #[tokio::test]
     async fn saved_artifact_loads_and_tampering_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::open(dir.path().to_str().unwrap(), &[], "us-east-1", None).unwrap();
-        let mut a = ModelArtifact::new(manifest("m1"), vec![("model.json", "application/json", Bytes::from_static(b"{\"w\":[1,2]}"))]);
+        let store =
+            ArtifactStore::open(dir.path().to_str().unwrap(), &[], "us-east-1", None).unwrap();
+        let mut a = ModelArtifact::new(
+            manifest("m1"),
+            vec![(
+                "model.json",
+                "application/json",
+                Bytes::from_static(b"{\"w\":[1,2]}"),
+            )],
+        );
         a.save(&store).await.unwrap();
         let loaded = ModelArtifact::load(&store, "models/m1").await.unwrap();
-        assert_eq!(loaded.blob("model.json").unwrap().as_ref(), b"{\"w\":[1,2]}");
+        assert_eq!(
+            loaded.blob("model.json").unwrap().as_ref(),
+            b"{\"w\":[1,2]}"
+        );
         assert_eq!(loaded.manifest.format_version, FORMAT_VERSION);
 
         std::fs::write(dir.path().join("models/m1/model.json"), b"{\"w\":[1,3]}").unwrap();
-        let err = ModelArtifact::load(&store, "models/m1/manifest.json").await.unwrap_err();
+        let err = ModelArtifact::load(&store, "models/m1/manifest.json")
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Checksum { .. }), "{err}");
         assert!(err.to_string().contains("modified or corrupted"));
     }
@@ -206,12 +244,27 @@ mod tests {
     #[tokio::test]
     async fn a_manifest_naming_a_path_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::open(dir.path().to_str().unwrap(), &[], "us-east-1", None).unwrap();
+        let store =
+            ArtifactStore::open(dir.path().to_str().unwrap(), &[], "us-east-1", None).unwrap();
         let mut m = manifest("m2");
         m.format_version = FORMAT_VERSION;
-        m.blobs.insert("../../escape".into(), BlobInfo { sha256: String::new(), size: 0, media_type: "x".into() });
+        m.blobs.insert(
+            "../../escape".into(),
+            BlobInfo {
+                sha256: String::new(),
+                size: 0,
+                media_type: "x".into(),
+            },
+        );
         std::fs::create_dir_all(dir.path().join("models/m2")).unwrap();
-        std::fs::write(dir.path().join("models/m2/manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
-        assert!(matches!(ModelArtifact::load(&store, "models/m2").await, Err(StoreError::Corrupt { .. })));
+        std::fs::write(
+            dir.path().join("models/m2/manifest.json"),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            ModelArtifact::load(&store, "models/m2").await,
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

@@ -48,7 +48,12 @@ impl Config {
 
     /// Builds the configuration from explicit key/value pairs (the environment's names).
     pub fn from_map(values: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| values.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            values
+                .get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let home = PathBuf::from(get("MLOPS_HOME").unwrap_or_else(|| "./mlops-data".into()));
         let s3_bucket = get("MLOPS_S3_BUCKET");
         let artifact_root = match (&s3_bucket, get("MLOPS_ARTIFACT_ROOT")) {
@@ -97,7 +102,10 @@ pub fn redact_url(url: &str) -> String {
 
 fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError(format!("cannot read MLOPS_CONFIG file {}: {e}", path.display()))
+        ConfigError(format!(
+            "cannot read MLOPS_CONFIG file {}: {e}",
+            path.display()
+        ))
     })?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -120,7 +128,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -136,8 +147,11 @@ mod tests {
 
     #[test]
     fn bucket_moves_artifacts_to_s3() {
-        let c = Config::from_map(&map(&[("MLOPS_S3_BUCKET", "ml"), ("AWS_REGION", "eu-west-1")]))
-            .unwrap();
+        let c = Config::from_map(&map(&[
+            ("MLOPS_S3_BUCKET", "ml"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .unwrap();
         assert_eq!(c.artifact_root, "s3://ml");
         assert_eq!(c.aws_region, "eu-west-1");
     }
@@ -155,8 +169,11 @@ mod tests {
     fn env_file_fills_gaps_but_environment_wins() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mlops.env");
-        std::fs::write(&file, "# comment\nLOG_LEVEL=DEBUG\nexport AWS_REGION=\"ap-northeast-1\"\n")
-            .unwrap();
+        std::fs::write(
+            &file,
+            "# comment\nLOG_LEVEL=DEBUG\nexport AWS_REGION=\"ap-northeast-1\"\n",
+        )
+        .unwrap();
         let mut values = map(&[("AWS_REGION", "us-west-2")]);
         for (k, v) in read_env_file(&file).unwrap() {
             values.entry(k).or_insert(v);

@@ -7,7 +7,10 @@
 pub enum ToolError {
     /// No tool of that name is registered.
     #[error("unknown tool `{name}`{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
-    NotFound { name: String, suggestion: Option<String> },
+    NotFound {
+        name: String,
+        suggestion: Option<String>,
+    },
     /// The arguments are wrong: a missing field, an unknown column, a value out of range.
     #[error("invalid input: {0}")]
     Validation(String),

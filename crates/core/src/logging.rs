@@ -12,14 +12,20 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Id, Subscriber};
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
 
 /// Substrings that mark a field or argument name as secret.
 const SENSITIVE_KEYS: [&str; 8] = [
-    "token", "password", "secret", "api_key", "apikey", "webhook_url", "authorization",
+    "token",
+    "password",
+    "secret",
+    "api_key",
+    "apikey",
+    "webhook_url",
+    "authorization",
     "private_key",
 ];
 const MASK: &str = "***";
@@ -92,7 +98,10 @@ pub struct JsonLayer {
 
 impl JsonLayer {
     pub fn new(service: impl Into<String>, sink: LogSink) -> Self {
-        Self { service: service.into(), sink }
+        Self {
+            service: service.into(),
+            sink,
+        }
     }
 }
 
@@ -110,7 +119,10 @@ impl Visit for JsonVisitor<'_> {
         let parsed = matches!(field.name(), "arguments" | "result")
             .then(|| serde_json::from_str::<Value>(value).ok())
             .flatten();
-        self.0.insert(field.name().into(), parsed.unwrap_or_else(|| Value::String(value.into())));
+        self.0.insert(
+            field.name().into(),
+            parsed.unwrap_or_else(|| Value::String(value.into())),
+        );
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.0.insert(field.name().into(), value.into());
@@ -151,7 +163,9 @@ where
         let mut line = Map::new();
         line.insert(
             "timestamp".into(),
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true).into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                .into(),
         );
         line.insert("level".into(), event.metadata().level().as_str().into());
         line.insert("service".into(), self.service.clone().into());
@@ -163,7 +177,8 @@ where
             }
         }
         event.record(&mut JsonVisitor(&mut line));
-        line.entry("target").or_insert_with(|| event.metadata().target().into());
+        line.entry("target")
+            .or_insert_with(|| event.metadata().target().into());
         let masked = mask_json(&Value::Object(line));
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         // A log line that cannot be written must not fail the tool call.
@@ -177,7 +192,9 @@ where
 pub fn init(service: &str, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let level = level.to_ascii_lowercase();
-        EnvFilter::new(format!("{level},rmcp=warn,sqlx=warn,hyper=warn,reqwest=warn,polars=warn"))
+        EnvFilter::new(format!(
+            "{level},rmcp=warn,sqlx=warn,hyper=warn,reqwest=warn,polars=warn"
+        ))
     });
     let sink: LogSink = Arc::new(Mutex::new(Box::new(std::io::stderr())));
     let _ = tracing_subscriber::registry()
@@ -208,7 +225,9 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(JsonLayer::new("test-svc", sink));
         tracing::subscriber::with_default(subscriber, f);
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     #[test]
@@ -221,7 +240,11 @@ mod tests {
                 training_job_name = "train-20251227-001"
             );
             let _g = span.enter();
-            tracing::info!(duration_ms = 1234_u64, status = "success", "Training job started");
+            tracing::info!(
+                duration_ms = 1234_u64,
+                status = "success",
+                "Training job started"
+            );
         });
         assert_eq!(lines.len(), 1);
         let l = &lines[0];

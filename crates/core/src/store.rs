@@ -34,8 +34,14 @@ pub enum StoreError {
     Backend { uri: String, message: String },
     #[error("local file system: {0}")]
     Io(#[from] std::io::Error),
-    #[error("artifact `{uri}` failed its checksum: expected sha256 {expected}, found {actual}; it was modified or corrupted")]
-    Checksum { uri: String, expected: String, actual: String },
+    #[error(
+        "artifact `{uri}` failed its checksum: expected sha256 {expected}, found {actual}; it was modified or corrupted"
+    )]
+    Checksum {
+        uri: String,
+        expected: String,
+        actual: String,
+    },
     #[error("artifact `{uri}` is malformed: {reason}")]
     Corrupt { uri: String, reason: String },
 }
@@ -75,8 +81,14 @@ impl std::fmt::Debug for ArtifactRef {
 }
 
 enum Root {
-    Local { dir: PathBuf, store: Arc<dyn ObjectStore> },
-    S3 { bucket: String, prefix: String },
+    Local {
+        dir: PathBuf,
+        store: Arc<dyn ObjectStore>,
+    },
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
 }
 
 /// The artifact store. Cheap to clone; share one per server.
@@ -97,7 +109,12 @@ struct Inner {
 impl ArtifactStore {
     /// Opens the store described by the configuration, creating the local root folder if needed.
     pub fn from_config(config: &Config) -> Result<Self, StoreError> {
-        Self::open(&config.artifact_root, &config.data_dirs, &config.aws_region, config.kms_key_id.clone())
+        Self::open(
+            &config.artifact_root,
+            &config.data_dirs,
+            &config.aws_region,
+            config.kms_key_id.clone(),
+        )
     }
 
     /// Opens a store rooted at `root`: a local folder, `file://` URI, or `s3://bucket[/prefix]`.
@@ -110,10 +127,19 @@ impl ArtifactStore {
         let (root, root_display) = if let Some(rest) = root.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(StoreError::InvalidUri { uri: root.into(), reason: "no bucket name".into() });
+                return Err(StoreError::InvalidUri {
+                    uri: root.into(),
+                    reason: "no bucket name".into(),
+                });
             }
             let prefix = prefix.trim_matches('/').to_string();
-            (Root::S3 { bucket: bucket.into(), prefix }, root.trim_end_matches('/').to_string())
+            (
+                Root::S3 {
+                    bucket: bucket.into(),
+                    prefix,
+                },
+                root.trim_end_matches('/').to_string(),
+            )
         } else {
             let dir = PathBuf::from(root.strip_prefix("file://").unwrap_or(root));
             std::fs::create_dir_all(&dir)?;
@@ -122,9 +148,18 @@ impl ArtifactStore {
                 .map_err(|e| backend_error(root, e))?
                 .with_automatic_cleanup(true);
             let display = dir.display().to_string();
-            (Root::Local { dir, store: Arc::new(store) }, display)
+            (
+                Root::Local {
+                    dir,
+                    store: Arc::new(store),
+                },
+                display,
+            )
         };
-        let data_dirs = data_dirs.iter().filter_map(|d| d.canonicalize().ok()).collect();
+        let data_dirs = data_dirs
+            .iter()
+            .filter_map(|d| d.canonicalize().ok())
+            .collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
@@ -171,8 +206,17 @@ impl ArtifactStore {
                 local_path: None,
             });
         }
-        if let Some(scheme) = uri.split_once("://").map(|(s, _)| s).filter(|s| *s != "file") {
-            return Err(invalid(uri, &format!("the scheme `{scheme}://` is not supported (use a path, file:// or s3://)")));
+        if let Some(scheme) = uri
+            .split_once("://")
+            .map(|(s, _)| s)
+            .filter(|s| *s != "file")
+        {
+            return Err(invalid(
+                uri,
+                &format!(
+                    "the scheme `{scheme}://` is not supported (use a path, file:// or s3://)"
+                ),
+            ));
         }
         let path_text = uri.strip_prefix("file://").unwrap_or(uri);
         let path = FsPath::new(path_text);
@@ -193,10 +237,13 @@ impl ArtifactStore {
             Root::Local { dir, store } => {
                 let local = dir.join(&key);
                 // A symlink inside the root must not lead out of it.
-                if let Ok(real) = local.canonicalize() {
-                    if !real.starts_with(dir) {
-                        return Err(StoreError::OutsideRoot { uri: key, root: self.root_display().into() });
-                    }
+                if let Ok(real) = local.canonicalize()
+                    && !real.starts_with(dir)
+                {
+                    return Err(StoreError::OutsideRoot {
+                        uri: key,
+                        root: self.root_display().into(),
+                    });
                 }
                 Ok(ArtifactRef {
                     store: store.clone(),
@@ -206,7 +253,11 @@ impl ArtifactStore {
                 })
             }
             Root::S3 { bucket, prefix } => {
-                let full = if prefix.is_empty() { key } else { format!("{prefix}/{key}") };
+                let full = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}/{key}")
+                };
                 Ok(ArtifactRef {
                     store: self.bucket_store(bucket)?,
                     uri: format!("s3://{bucket}/{full}"),
@@ -223,11 +274,11 @@ impl ArtifactStore {
         }
         // Follow symlinks on the longest part that exists, so a link cannot smuggle a path out.
         let real = canonicalize_existing_prefix(path)?;
-        if let Root::Local { dir, .. } = &self.inner.root {
-            if let Ok(rel) = real.strip_prefix(dir) {
-                let key = rel.to_string_lossy().replace('\\', "/");
-                return self.key(&key);
-            }
+        if let Root::Local { dir, .. } = &self.inner.root
+            && let Ok(rel) = real.strip_prefix(dir)
+        {
+            let key = rel.to_string_lossy().replace('\\', "/");
+            return self.key(&key);
         }
         if self.inner.data_dirs.iter().any(|d| real.starts_with(d)) {
             let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new());
@@ -240,7 +291,10 @@ impl ArtifactStore {
                 local_path: Some(real),
             });
         }
-        Err(StoreError::OutsideRoot { uri: uri.into(), root: self.root_display().into() })
+        Err(StoreError::OutsideRoot {
+            uri: uri.into(),
+            root: self.root_display().into(),
+        })
     }
 
     fn bucket_store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
@@ -254,13 +308,18 @@ impl ArtifactStore {
             .with_bucket_name(bucket)
             .with_region(&self.inner.region);
         if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-            builder = builder.with_endpoint(&endpoint).with_allow_http(endpoint.starts_with("http://"));
+            builder = builder
+                .with_endpoint(&endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
         }
         if let Some(key_id) = &self.inner.kms_key_id {
             builder = builder.with_sse_kms_encryption(key_id);
         }
-        let store: Arc<dyn ObjectStore> =
-            Arc::new(builder.build().map_err(|e| backend_error(&format!("s3://{bucket}"), e))?);
+        let store: Arc<dyn ObjectStore> = Arc::new(
+            builder
+                .build()
+                .map_err(|e| backend_error(&format!("s3://{bucket}"), e))?,
+        );
         buckets.insert(bucket.into(), store.clone());
         Ok(store)
     }
@@ -276,7 +335,10 @@ impl ArtifactStore {
         if let Some(parent) = r.local_path.as_deref().and_then(FsPath::parent) {
             tokio::fs::create_dir_all(parent).await?;
         }
-        r.store.put(&r.path, PutPayload::from_bytes(data)).await.map_err(|e| map_error(r, e))?;
+        r.store
+            .put(&r.path, PutPayload::from_bytes(data))
+            .await
+            .map_err(|e| map_error(r, e))?;
         Ok(())
     }
 
@@ -299,11 +361,17 @@ impl ArtifactStore {
 }
 
 fn invalid(uri: &str, reason: &str) -> StoreError {
-    StoreError::InvalidUri { uri: uri.into(), reason: reason.into() }
+    StoreError::InvalidUri {
+        uri: uri.into(),
+        reason: reason.into(),
+    }
 }
 
 fn backend_error(uri: &str, e: object_store::Error) -> StoreError {
-    StoreError::Backend { uri: uri.into(), message: crate::logging::mask_str(&e.to_string()) }
+    StoreError::Backend {
+        uri: uri.into(),
+        message: crate::logging::mask_str(&e.to_string()),
+    }
 }
 
 fn map_error(r: &ArtifactRef, e: object_store::Error) -> StoreError {
@@ -319,8 +387,15 @@ fn clean_key(uri: &str, key: &str) -> Result<String, StoreError> {
     for seg in key.split(['/', '\\']) {
         match seg {
             "" | "." => continue,
-            ".." => return Err(invalid(uri, "`..` is not allowed: locations must stay inside the artifact root")),
-            s if s.chars().any(char::is_control) => return Err(invalid(uri, "control characters are not allowed")),
+            ".." => {
+                return Err(invalid(
+                    uri,
+                    "`..` is not allowed: locations must stay inside the artifact root",
+                ));
+            }
+            s if s.chars().any(char::is_control) => {
+                return Err(invalid(uri, "control characters are not allowed"));
+            }
             s => parts.push(s),
         }
     }
@@ -339,7 +414,10 @@ fn canonicalize_existing_prefix(path: &FsPath) -> Result<PathBuf, StoreError> {
                 }
                 return Ok(out);
             }
-            Err(_) => match (existing.file_name().map(|s| s.to_os_string()), existing.parent()) {
+            Err(_) => match (
+                existing.file_name().map(|s| s.to_os_string()),
+                existing.parent(),
+            ) {
                 (Some(name), Some(parent)) => {
                     rest.push(name);
                     existing = parent.to_path_buf();
@@ -356,7 +434,8 @@ mod tests {
 
     fn local() -> (tempfile::TempDir, ArtifactStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::open(dir.path().to_str().unwrap(), &[], "us-east-1", None).unwrap();
+        let store =
+            ArtifactStore::open(dir.path().to_str().unwrap(), &[], "us-east-1", None).unwrap();
         (dir, store)
     }
 
@@ -364,12 +443,20 @@ mod tests {
     async fn put_then_get_round_trips_and_creates_folders() {
         let (_d, store) = local();
         let r = store.resolve("datasets/a/b.csv").unwrap();
-        store.put(&r, Bytes::from_static(b"x,y\n1,2\n")).await.unwrap();
-        assert_eq!(store.get(&r).await.unwrap(), Bytes::from_static(b"x,y\n1,2\n"));
+        store
+            .put(&r, Bytes::from_static(b"x,y\n1,2\n"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&r).await.unwrap(),
+            Bytes::from_static(b"x,y\n1,2\n")
+        );
         assert!(store.exists(&r).await.unwrap());
         assert!(r.uri().starts_with("file://") && r.uri().ends_with("datasets/a/b.csv"));
         // The same file by absolute path and by file:// URI resolves to the same key.
-        let abs = store.resolve(r.local_path().unwrap().to_str().unwrap()).unwrap();
+        let abs = store
+            .resolve(r.local_path().unwrap().to_str().unwrap())
+            .unwrap();
         assert_eq!(abs.uri(), r.uri());
         assert_eq!(store.resolve(r.uri()).unwrap().uri(), r.uri());
     }
@@ -377,10 +464,21 @@ mod tests {
     #[test]
     fn escapes_are_rejected() {
         let (_d, store) = local();
-        for bad in ["../../etc/passwd", "datasets/../../x", "/etc/passwd", "file:///etc/passwd", "s3://b/../x", "ftp://h/x", ""] {
+        for bad in [
+            "../../etc/passwd",
+            "datasets/../../x",
+            "/etc/passwd",
+            "file:///etc/passwd",
+            "s3://b/../x",
+            "ftp://h/x",
+            "",
+        ] {
             let err = store.resolve(bad).expect_err(bad);
             assert!(
-                matches!(err, StoreError::InvalidUri { .. } | StoreError::OutsideRoot { .. }),
+                matches!(
+                    err,
+                    StoreError::InvalidUri { .. } | StoreError::OutsideRoot { .. }
+                ),
                 "{bad}: {err}"
             );
         }
@@ -393,7 +491,10 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret.csv"), "a\n1\n").unwrap();
         std::os::unix::fs::symlink(outside.path(), d.path().join("link")).unwrap();
-        assert!(matches!(store.resolve("link/secret.csv"), Err(StoreError::OutsideRoot { .. })));
+        assert!(matches!(
+            store.resolve("link/secret.csv"),
+            Err(StoreError::OutsideRoot { .. })
+        ));
     }
 
     #[test]
@@ -401,8 +502,16 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         std::fs::write(data.path().join("d.csv"), "a\n1\n").unwrap();
         let root = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::open(root.path().to_str().unwrap(), &[data.path().to_path_buf()], "us-east-1", None).unwrap();
-        let r = store.resolve(data.path().join("d.csv").to_str().unwrap()).unwrap();
+        let store = ArtifactStore::open(
+            root.path().to_str().unwrap(),
+            &[data.path().to_path_buf()],
+            "us-east-1",
+            None,
+        )
+        .unwrap();
+        let r = store
+            .resolve(data.path().join("d.csv").to_str().unwrap())
+            .unwrap();
         assert!(r.local_path().unwrap().ends_with("d.csv"));
     }
 
@@ -410,6 +519,9 @@ mod tests {
     async fn missing_file_is_not_found() {
         let (_d, store) = local();
         let r = store.resolve("datasets/none.csv").unwrap();
-        assert!(matches!(store.get(&r).await, Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            store.get(&r).await,
+            Err(StoreError::NotFound { .. })
+        ));
     }
 }

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -37,9 +37,19 @@ pub struct Annotations {
 }
 
 impl Annotations {
-    pub const READ_ONLY: Self = Self { read_only: true, destructive: false, idempotent: true, open_world: false };
+    pub const READ_ONLY: Self = Self {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
     /// Writes new artifacts or records, never destroys existing ones unless asked to overwrite.
-    pub const WRITES: Self = Self { read_only: false, destructive: false, idempotent: false, open_world: false };
+    pub const WRITES: Self = Self {
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        open_world: false,
+    };
 }
 
 /// A tool as clients see it.
@@ -104,7 +114,9 @@ impl ToolContext {
     }
 }
 
-type Handler = Arc<dyn Fn(Value, ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>> + Send + Sync>;
+type Handler = Arc<
+    dyn Fn(Value, ToolContext) -> BoxFuture<'static, Result<ToolOutput, ToolError>> + Send + Sync,
+>;
 
 /// A tool: its spec and its handler.
 #[derive(Clone)]
@@ -136,9 +148,14 @@ impl ToolDef {
                 let input: I = serde_json::from_value(args)
                     .map_err(|e| ToolError::Validation(format!("arguments for `{name}`: {e}")))?;
                 let out = handler(input, ctx).await?;
-                let structured = serde_json::to_value(&out)
-                    .map_err(|e| ToolError::Execution(format!("could not encode the result: {e}")))?;
-                Ok(ToolOutput { text: out.summary(), images: out.images(), structured })
+                let structured = serde_json::to_value(&out).map_err(|e| {
+                    ToolError::Execution(format!("could not encode the result: {e}"))
+                })?;
+                Ok(ToolOutput {
+                    text: out.summary(),
+                    images: out.images(),
+                    structured,
+                })
             }) as BoxFuture<'static, _>
         });
         Self {
@@ -156,7 +173,9 @@ impl ToolDef {
 }
 
 fn schema_object<T: JsonSchema>() -> Map<String, Value> {
-    let schema = schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<T>();
     match serde_json::to_value(schema) {
         Ok(Value::Object(mut map)) => {
             map.remove("$schema");
@@ -170,10 +189,18 @@ fn schema_object<T: JsonSchema>() -> Map<String, Value> {
 /// A newtype's schema is a bare `$ref` to its inner type; MCP wants an object schema at the root,
 /// so the referenced definition is moved up.
 fn inline_root_ref(map: &mut Map<String, Value>) {
-    let Some(Value::String(reference)) = map.get("$ref").cloned() else { return };
-    let Some(name) = reference.strip_prefix("#/$defs/") else { return };
-    let Some(Value::Object(defs)) = map.get_mut("$defs") else { return };
-    let Some(Value::Object(target)) = defs.remove(name) else { return };
+    let Some(Value::String(reference)) = map.get("$ref").cloned() else {
+        return;
+    };
+    let Some(name) = reference.strip_prefix("#/$defs/") else {
+        return;
+    };
+    let Some(Value::Object(defs)) = map.get_mut("$defs") else {
+        return;
+    };
+    let Some(Value::Object(target)) = defs.remove(name) else {
+        return;
+    };
     let no_defs_left = defs.is_empty();
     map.remove("$ref");
     if no_defs_left {
@@ -223,13 +250,26 @@ impl ToolRouter {
                 let name = tool.spec.name;
                 if let Some(existing) = tools.get(name) {
                     let existing: &Entry = existing;
-                    return Err(DuplicateTool { tool: name.into(), first: existing.capability, second: cap.name() });
+                    return Err(DuplicateTool {
+                        tool: name.into(),
+                        first: existing.capability,
+                        second: cap.name(),
+                    });
                 }
                 order.push(name);
-                tools.insert(name, Entry { capability: cap.name(), tool });
+                tools.insert(
+                    name,
+                    Entry {
+                        capability: cap.name(),
+                        tool,
+                    },
+                );
             }
         }
-        Ok(Self { tools: Arc::new(tools), order: Arc::new(order) })
+        Ok(Self {
+            tools: Arc::new(tools),
+            order: Arc::new(order),
+        })
     }
 
     /// Every tool with its capability, in registration order.
@@ -245,9 +285,17 @@ impl ToolRouter {
     }
 
     /// Calls a tool by name. Logs the call (arguments masked), its duration and outcome.
-    pub async fn call(&self, name: &str, arguments: Value, ctx: ToolContext) -> Result<ToolOutput, ToolError> {
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: Value,
+        ctx: ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
         let Some(entry) = self.tools.get(name) else {
-            return Err(ToolError::NotFound { name: name.into(), suggestion: self.closest(name) });
+            return Err(ToolError::NotFound {
+                name: name.into(),
+                suggestion: self.closest(name),
+            });
         };
         let arguments = match arguments {
             Value::Null => Value::Object(Map::new()),
@@ -287,7 +335,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -321,9 +373,13 @@ mod tests {
             self.0
         }
         fn tools(&self) -> Vec<ToolDef> {
-            vec![ToolDef::new(self.1, "Echo", "Echoes text.", Annotations::READ_ONLY, |i: EchoIn, _ctx| async move {
-                Ok(EchoOut { text: i.text })
-            })]
+            vec![ToolDef::new(
+                self.1,
+                "Echo",
+                "Echoes text.",
+                Annotations::READ_ONLY,
+                |i: EchoIn, _ctx| async move { Ok(EchoOut { text: i.text }) },
+            )]
         }
     }
 
@@ -332,12 +388,32 @@ mod tests {
         let router = ToolRouter::new(&[Arc::new(Cap("a", "echo")) as Arc<dyn Capability>]).unwrap();
         let spec = router.get("echo").unwrap();
         assert_eq!(spec.input_schema["required"], serde_json::json!(["text"]));
-        assert_eq!(spec.input_schema["properties"]["text"]["description"], "Text to echo.");
-        let out = router.call("echo", serde_json::json!({"text": "hi"}), ToolContext::default()).await.unwrap();
+        assert_eq!(
+            spec.input_schema["properties"]["text"]["description"],
+            "Text to echo."
+        );
+        let out = router
+            .call(
+                "echo",
+                serde_json::json!({"text": "hi"}),
+                ToolContext::default(),
+            )
+            .await
+            .unwrap();
         assert_eq!(out.structured["text"], "hi");
         assert_eq!(out.text, "hi");
-        let err = router.call("echo", serde_json::json!({"txt": "hi"}), ToolContext::default()).await.unwrap_err();
-        assert!(matches!(err, ToolError::Validation(_)) && err.to_string().contains("txt"), "{err}");
+        let err = router
+            .call(
+                "echo",
+                serde_json::json!({"txt": "hi"}),
+                ToolContext::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ToolError::Validation(_)) && err.to_string().contains("txt"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -356,17 +432,33 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_tool_suggests_the_closest_name() {
-        let router = ToolRouter::new(&[Arc::new(Cap("a", "load_dataset")) as Arc<dyn Capability>]).unwrap();
-        let err = router.call("load_datset", Value::Null, ToolContext::default()).await.unwrap_err();
-        assert_eq!(err.to_string(), "unknown tool `load_datset`; did you mean `load_dataset`?");
-        let err = router.call("frobnicate", Value::Null, ToolContext::default()).await.unwrap_err();
+        let router =
+            ToolRouter::new(&[Arc::new(Cap("a", "load_dataset")) as Arc<dyn Capability>]).unwrap();
+        let err = router
+            .call("load_datset", Value::Null, ToolContext::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown tool `load_datset`; did you mean `load_dataset`?"
+        );
+        let err = router
+            .call("frobnicate", Value::Null, ToolContext::default())
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), "unknown tool `frobnicate`");
     }
 
     #[test]
     fn duplicate_names_fail_naming_both_capabilities() {
-        let caps: Vec<Arc<dyn Capability>> = vec![Arc::new(Cap("data_preparation", "x")), Arc::new(Cap("ml_training", "x"))];
+        let caps: Vec<Arc<dyn Capability>> = vec![
+            Arc::new(Cap("data_preparation", "x")),
+            Arc::new(Cap("ml_training", "x")),
+        ];
         let err = ToolRouter::new(&caps).err().unwrap().to_string();
-        assert_eq!(err, "tool `x` is defined by both the `data_preparation` and `ml_training` capabilities");
+        assert_eq!(
+            err,
+            "tool `x` is defined by both the `data_preparation` and `ml_training` capabilities"
+        );
     }
 }

@@ -2,18 +2,23 @@
 
 use std::sync::Arc;
 
-use mlops_core::{Annotations, ArtifactStore, Capability, ToolContext, ToolDef, ToolError, ToolResponse};
+use mlops_core::{
+    Annotations, ArtifactStore, Capability, ToolContext, ToolDef, ToolError, ToolResponse,
+};
 use polars::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::DataError;
-use crate::io::{dataset_name, read_table, require_column, require_rows, write_table, TableFormat};
-use crate::pipeline::{DroppedColumn, Encoding, FittedPipeline, NumericImputation, PreprocessOptions, Scaling, TargetSpec, TaskType};
+use crate::io::{TableFormat, dataset_name, read_table, require_column, require_rows, write_table};
+use crate::pipeline::{
+    DroppedColumn, Encoding, FittedPipeline, NumericImputation, PreprocessOptions, Scaling,
+    TargetSpec, TaskType,
+};
 use crate::prepared::save_pipeline;
-use crate::profile::{head_rows, profile, ColumnProfile};
-use crate::split::{split_indices, take_rows, Fractions, SplitIndices};
+use crate::profile::{ColumnProfile, head_rows, profile};
+use crate::split::{Fractions, SplitIndices, split_indices, take_rows};
 
 /// Most rows `load_dataset` previews.
 const MAX_HEAD_ROWS: usize = 50;
@@ -110,15 +115,32 @@ impl ToolResponse for LoadDatasetOutput {
         let cols: Vec<String> = self
             .columns
             .iter()
-            .map(|c| if c.null_count > 0 { format!("{} ({}, {} missing)", c.name, c.dtype, c.null_count) } else { format!("{} ({})", c.name, c.dtype) })
+            .map(|c| {
+                if c.null_count > 0 {
+                    format!("{} ({}, {} missing)", c.name, c.dtype, c.null_count)
+                } else {
+                    format!("{} ({})", c.name, c.dtype)
+                }
+            })
             .collect();
-        format!("{}: {} rows × {} columns: {}", self.dataset_uri, self.row_count, self.column_count, cols.join(", "))
+        format!(
+            "{}: {} rows × {} columns: {}",
+            self.dataset_uri,
+            self.row_count,
+            self.column_count,
+            cols.join(", ")
+        )
     }
 }
 
-async fn load_dataset(store: &ArtifactStore, i: LoadDatasetInput) -> Result<LoadDatasetOutput, DataError> {
+async fn load_dataset(
+    store: &ArtifactStore,
+    i: LoadDatasetInput,
+) -> Result<LoadDatasetOutput, DataError> {
     if i.head_rows > MAX_HEAD_ROWS {
-        return Err(DataError::invalid(format!("head_rows must be at most {MAX_HEAD_ROWS}")));
+        return Err(DataError::invalid(format!(
+            "head_rows must be at most {MAX_HEAD_ROWS}"
+        )));
     }
     let (r, df) = read_table(store, &i.dataset_uri).await?;
     let format = TableFormat::of(&r)?;
@@ -194,7 +216,10 @@ pub struct SplitDatasetOutput {
 
 impl ToolResponse for SplitDatasetOutput {
     fn summary(&self) -> String {
-        let mut parts = vec![format!("train {} rows → {}", self.train.rows, self.train.uri)];
+        let mut parts = vec![format!(
+            "train {} rows → {}",
+            self.train.rows, self.train.uri
+        )];
         if let Some(v) = &self.validation {
             parts.push(format!("validation {} rows → {}", v.rows, v.uri));
         }
@@ -206,7 +231,12 @@ impl ToolResponse for SplitDatasetOutput {
 }
 
 fn check_output_name(name: &str) -> Result<(), DataError> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || name.starts_with('.') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || name.starts_with('.')
+    {
         return Err(DataError::invalid(format!(
             "output_name `{name}` must be letters, digits, `-`, `_` or `.` (it names a folder under processed/)"
         )));
@@ -215,7 +245,13 @@ fn check_output_name(name: &str) -> Result<(), DataError> {
 }
 
 /// Splits `df` into its parts (by stratum labels, or in the order of `time_column`).
-fn split_frame(df: &DataFrame, f: Fractions, stratify: Option<&str>, time_column: Option<&str>, seed: u64) -> Result<[DataFrame; 3], DataError> {
+fn split_frame(
+    df: &DataFrame,
+    f: Fractions,
+    stratify: Option<&str>,
+    time_column: Option<&str>,
+    seed: u64,
+) -> Result<[DataFrame; 3], DataError> {
     f.validate()?;
     let df = match time_column {
         Some(t) => {
@@ -227,13 +263,30 @@ fn split_frame(df: &DataFrame, f: Fractions, stratify: Option<&str>, time_column
     let labels: Option<Vec<Option<String>>> = match stratify {
         Some(c) => {
             require_column(&df, c)?;
-            let s = df.column(c)?.as_materialized_series().cast(&DataType::String)?;
+            let s = df
+                .column(c)?
+                .as_materialized_series()
+                .cast(&DataType::String)?;
             Some(s.str()?.iter().map(|v| v.map(str::to_string)).collect())
         }
         None => None,
     };
-    let SplitIndices { train, validation, test } = split_indices(df.height(), labels.as_deref(), f, seed, time_column.is_none());
-    for (name, rows, frac) in [("train", &train, f.train), ("validation", &validation, f.validation), ("test", &test, f.test)] {
+    let SplitIndices {
+        train,
+        validation,
+        test,
+    } = split_indices(
+        df.height(),
+        labels.as_deref(),
+        f,
+        seed,
+        time_column.is_none(),
+    );
+    for (name, rows, frac) in [
+        ("train", &train, f.train),
+        ("validation", &validation, f.validation),
+        ("test", &test, f.test),
+    ] {
         if frac > 0.0 && rows.is_empty() {
             return Err(DataError::invalid(format!(
                 "the {name} part would be empty: {} rows are too few for a {frac} fraction",
@@ -241,19 +294,38 @@ fn split_frame(df: &DataFrame, f: Fractions, stratify: Option<&str>, time_column
             )));
         }
     }
-    Ok([take_rows(&df, train)?, take_rows(&df, validation)?, take_rows(&df, test)?])
+    Ok([
+        take_rows(&df, train)?,
+        take_rows(&df, validation)?,
+        take_rows(&df, test)?,
+    ])
 }
 
-async fn split_dataset(store: &ArtifactStore, i: SplitDatasetInput) -> Result<SplitDatasetOutput, DataError> {
+async fn split_dataset(
+    store: &ArtifactStore,
+    i: SplitDatasetInput,
+) -> Result<SplitDatasetOutput, DataError> {
     let (r, df) = read_table(store, &i.dataset_uri).await?;
     require_rows(&df, r.uri())?;
     let name = i.output_name.clone().unwrap_or_else(|| dataset_name(&r));
     check_output_name(&name)?;
-    let f = Fractions { train: i.train_fraction, validation: i.validation_fraction, test: i.test_fraction };
+    let f = Fractions {
+        train: i.train_fraction,
+        validation: i.validation_fraction,
+        test: i.test_fraction,
+    };
     if i.stratify_column.is_some() && i.time_column.is_some() {
-        return Err(DataError::invalid("use either stratify_column or time_column, not both"));
+        return Err(DataError::invalid(
+            "use either stratify_column or time_column, not both",
+        ));
     }
-    let [train, validation, test] = split_frame(&df, f, i.stratify_column.as_deref(), i.time_column.as_deref(), i.seed)?;
+    let [train, validation, test] = split_frame(
+        &df,
+        f,
+        i.stratify_column.as_deref(),
+        i.time_column.as_deref(),
+        i.seed,
+    )?;
     let format = i.format.unwrap_or(TableFormat::Parquet);
     let mut written = Vec::new();
     for (part, frame) in [("train", train), ("validation", validation), ("test", test)] {
@@ -262,12 +334,24 @@ async fn split_dataset(store: &ArtifactStore, i: SplitDatasetInput) -> Result<Sp
             continue;
         }
         let rows = frame.height();
-        let out = write_table(store, &format!("processed/{name}/{part}.{}", format.extension()), frame, format).await?;
-        written.push(Some(SplitPart { uri: out.uri().into(), rows }));
+        let out = write_table(
+            store,
+            &format!("processed/{name}/{part}.{}", format.extension()),
+            frame,
+            format,
+        )
+        .await?;
+        written.push(Some(SplitPart {
+            uri: out.uri().into(),
+            rows,
+        }));
     }
     let mut written = written.into_iter();
     Ok(SplitDatasetOutput {
-        train: written.next().flatten().ok_or_else(|| DataError::invalid("the train part is empty"))?,
+        train: written
+            .next()
+            .flatten()
+            .ok_or_else(|| DataError::invalid("the train part is empty"))?,
         validation: written.next().flatten(),
         test: written.next().flatten(),
         seed: i.seed,
@@ -358,21 +442,35 @@ pub struct PreprocessSupervisedOutput {
 
 impl ToolResponse for PreprocessSupervisedOutput {
     fn summary(&self) -> String {
-        let dropped: Vec<String> = self.dropped_columns.iter().map(|d| format!("{} ({})", d.column, d.reason)).collect();
+        let dropped: Vec<String> = self
+            .dropped_columns
+            .iter()
+            .map(|d| format!("{} ({})", d.column, d.reason))
+            .collect();
         format!(
             "Fitted a {} pipeline for `{}`: {} features{}. Train on {}; pipeline at {}.{}",
             self.target.task.as_str(),
             self.target.name,
             self.feature_names.len(),
-            if dropped.is_empty() { String::new() } else { format!(", dropped {}", dropped.join(", ")) },
+            if dropped.is_empty() {
+                String::new()
+            } else {
+                format!(", dropped {}", dropped.join(", "))
+            },
             self.train_data_uri,
             self.pipeline_uri,
-            self.test_data_uri.as_ref().map(|t| format!(" Test data: {t}.")).unwrap_or_default()
+            self.test_data_uri
+                .as_ref()
+                .map(|t| format!(" Test data: {t}."))
+                .unwrap_or_default()
         )
     }
 }
 
-async fn preprocess_supervised(store: &ArtifactStore, i: PreprocessSupervisedInput) -> Result<PreprocessSupervisedOutput, DataError> {
+async fn preprocess_supervised(
+    store: &ArtifactStore,
+    i: PreprocessSupervisedInput,
+) -> Result<PreprocessSupervisedOutput, DataError> {
     let (r, df) = read_table(store, &i.dataset_uri).await?;
     require_rows(&df, r.uri())?;
     require_column(&df, &i.target_column)?;
@@ -392,8 +490,13 @@ async fn preprocess_supervised(store: &ArtifactStore, i: PreprocessSupervisedInp
     let mut tables: Vec<(String, String, DataFrame)> = Vec::new();
     match &i.split {
         Some(sp) => {
-            let f = Fractions { train: 1.0 - sp.validation_fraction - sp.test_fraction, validation: sp.validation_fraction, test: sp.test_fraction };
-            let stratify = (sp.stratify && i.task_type == TaskType::Classification).then_some(i.target_column.as_str());
+            let f = Fractions {
+                train: 1.0 - sp.validation_fraction - sp.test_fraction,
+                validation: sp.validation_fraction,
+                test: sp.test_fraction,
+            };
+            let stratify = (sp.stratify && i.task_type == TaskType::Classification)
+                .then_some(i.target_column.as_str());
             let [train, validation, test] = split_frame(&df, f, stratify, None, sp.seed)?;
             for (part, frame) in [("train", train), ("validation", validation), ("test", test)] {
                 if frame.height() > 0 {
@@ -408,8 +511,13 @@ async fn preprocess_supervised(store: &ArtifactStore, i: PreprocessSupervisedInp
         tables.push((stem(&er), er.uri().into(), edf));
     }
     let mut seen = std::collections::HashSet::new();
-    if let Some((dup, _, _)) = tables.iter().find(|(label, _, _)| !seen.insert(label.clone())) {
-        return Err(DataError::invalid(format!("two inputs are both named `{dup}`; their outputs would collide")));
+    if let Some((dup, _, _)) = tables
+        .iter()
+        .find(|(label, _, _)| !seen.insert(label.clone()))
+    {
+        return Err(DataError::invalid(format!(
+            "two inputs are both named `{dup}`; their outputs would collide"
+        )));
     }
     let task = i.task_type;
     let target = i.target_column.clone();
@@ -417,7 +525,9 @@ async fn preprocess_supervised(store: &ArtifactStore, i: PreprocessSupervisedInp
         let pipeline = FittedPipeline::fit(&tables[0].2, Some((&target, task)), &options)?;
         let processed = tables
             .into_iter()
-            .map(|(label, source, frame)| Ok((label, source, frame.height(), pipeline.transform(&frame)?)))
+            .map(|(label, source, frame)| {
+                Ok((label, source, frame.height(), pipeline.transform(&frame)?))
+            })
             .collect::<Result<Vec<_>, DataError>>()?;
         Ok((pipeline, processed))
     })
@@ -430,20 +540,40 @@ async fn preprocess_supervised(store: &ArtifactStore, i: PreprocessSupervisedInp
     let mut outputs = Vec::new();
     for (label, source, _, frame) in processed {
         let rows = frame.height();
-        let out = write_table(store, &format!("{folder}/{label}.{}", format.extension()), frame, format).await?;
-        outputs.push(ProcessedTable { source, uri: out.uri().into(), rows });
+        let out = write_table(
+            store,
+            &format!("{folder}/{label}.{}", format.extension()),
+            frame,
+            format,
+        )
+        .await?;
+        outputs.push(ProcessedTable {
+            source,
+            uri: out.uri().into(),
+            rows,
+        });
     }
     // Written last: a folder with a pipeline is complete.
     let pipeline_ref = save_pipeline(store, &folder, &pipeline).await?;
     let by_label = |names: &[&str]| {
-        outputs.iter().find(|o| names.iter().any(|n| o.uri.ends_with(&format!("/{n}.{}", format.extension())))).map(|o| o.uri.clone())
+        outputs
+            .iter()
+            .find(|o| {
+                names
+                    .iter()
+                    .any(|n| o.uri.ends_with(&format!("/{n}.{}", format.extension())))
+            })
+            .map(|o| o.uri.clone())
     };
     Ok(PreprocessSupervisedOutput {
         pipeline_uri: pipeline_ref.uri().into(),
         train_data_uri: outputs[0].uri.clone(),
         validation_data_uri: by_label(&["validation", "val", "valid"]),
         test_data_uri: by_label(&["test"]),
-        target: pipeline.target.clone().ok_or_else(|| DataError::invalid("the pipeline has no target"))?,
+        target: pipeline
+            .target
+            .clone()
+            .ok_or_else(|| DataError::invalid("the pipeline has no target"))?,
         feature_names: pipeline.feature_names.clone(),
         dropped_columns: pipeline.dropped.clone(),
         rows_without_target,

@@ -9,7 +9,11 @@ pub enum DataError {
     #[error("{0}")]
     Invalid(String),
     #[error("cannot parse `{uri}` as {format}: {reason}")]
-    Malformed { uri: String, format: &'static str, reason: String },
+    Malformed {
+        uri: String,
+        format: &'static str,
+        reason: String,
+    },
     #[error("column `{column}` not found; available columns: {available}")]
     UnknownColumn { column: String, available: String },
     #[error("data processing failed: {0}")]
@@ -30,7 +34,10 @@ impl DataError {
         if total > 30 {
             available.push_str(&format!(", ... ({total} in all)"));
         }
-        DataError::UnknownColumn { column: column.into(), available }
+        DataError::UnknownColumn {
+            column: column.into(),
+            available,
+        }
     }
 }
 

@@ -37,20 +37,28 @@ impl TableFormat {
             other => Err(DataError::invalid(format!(
                 "cannot tell the format of `{}` from its extension ({}); use a .csv or .parquet file",
                 r.uri(),
-                other.map(|e| format!(".{e}")).unwrap_or_else(|| "none".into())
+                other
+                    .map(|e| format!(".{e}"))
+                    .unwrap_or_else(|| "none".into())
             ))),
         }
     }
 }
 
 /// Reads a whole table. Local files are read in place; remote ones are fetched first.
-pub async fn read_table(store: &ArtifactStore, uri: &str) -> Result<(ArtifactRef, DataFrame), DataError> {
+pub async fn read_table(
+    store: &ArtifactStore,
+    uri: &str,
+) -> Result<(ArtifactRef, DataFrame), DataError> {
     let r = store.resolve(uri)?;
     let format = TableFormat::of(&r)?;
     let df = match r.local_path() {
         Some(path) => {
             if !path.is_file() {
-                return Err(mlops_core::StoreError::NotFound { uri: r.uri().into() }.into());
+                return Err(mlops_core::StoreError::NotFound {
+                    uri: r.uri().into(),
+                }
+                .into());
             }
             let path = path.to_path_buf();
             let uri = r.uri().to_string();
@@ -72,7 +80,11 @@ pub async fn read_table(store: &ArtifactStore, uri: &str) -> Result<(ArtifactRef
     Ok((r, df))
 }
 
-fn parse<R: polars::io::mmap::MmapBytesReader + 'static>(format: TableFormat, reader: R, uri: &str) -> Result<DataFrame, DataError> {
+fn parse<R: polars::io::mmap::MmapBytesReader + 'static>(
+    format: TableFormat,
+    reader: R,
+    uri: &str,
+) -> Result<DataFrame, DataError> {
     let malformed = |e: PolarsError| DataError::Malformed {
         uri: uri.into(),
         format: format.extension(),
@@ -95,7 +107,9 @@ pub fn encode(df: &mut DataFrame, format: TableFormat) -> Result<Bytes, DataErro
     match format {
         TableFormat::Csv => CsvWriter::new(&mut buf).include_header(true).finish(df)?,
         TableFormat::Parquet => {
-            ParquetWriter::new(&mut buf).with_compression(ParquetCompression::Snappy).finish(df)?;
+            ParquetWriter::new(&mut buf)
+                .with_compression(ParquetCompression::Snappy)
+                .finish(df)?;
         }
     }
     Ok(Bytes::from(buf))
@@ -129,7 +143,10 @@ pub fn require_column(df: &DataFrame, name: &str) -> Result<(), DataError> {
     if df.schema().contains(name) {
         Ok(())
     } else {
-        Err(DataError::unknown_column(name, df.get_column_names().into_iter().map(|s| s.as_str())))
+        Err(DataError::unknown_column(
+            name,
+            df.get_column_names().into_iter().map(|s| s.as_str()),
+        ))
     }
 }
 
@@ -138,11 +155,14 @@ pub fn dataset_name(r: &ArtifactRef) -> String {
     let uri = r.uri();
     let mut parts: Vec<&str> = uri.rsplit('/').take(4).collect();
     parts.reverse();
-    if let Some(i) = parts.iter().position(|p| *p == "processed") {
-        if let Some(name) = parts.get(i + 1).filter(|_| i + 2 < parts.len()) {
-            return name.to_string();
-        }
+    if let Some(i) = parts.iter().position(|p| *p == "processed")
+        && let Some(name) = parts.get(i + 1).filter(|_| i + 2 < parts.len())
+    {
+        return name.to_string();
     }
     let file = r.file_name();
-    file.rsplit_once('.').map(|(s, _)| s).unwrap_or(file).to_string()
+    file.rsplit_once('.')
+        .map(|(s, _)| s)
+        .unwrap_or(file)
+        .to_string()
 }

@@ -16,5 +16,5 @@ pub mod synthetic;
 
 pub use capability::DataCapability;
 pub use error::DataError;
-pub use io::{read_table, write_table, TableFormat};
+pub use io::{TableFormat, read_table, write_table};
 pub use pipeline::{FittedPipeline, TaskType};

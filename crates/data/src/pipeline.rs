@@ -151,7 +151,11 @@ pub struct FittedPipeline {
 
 impl FittedPipeline {
     /// Learns the pipeline from `df` (the training rows only, to avoid leakage).
-    pub fn fit(df: &DataFrame, target: Option<(&str, TaskType)>, options: &PreprocessOptions) -> Result<Self, DataError> {
+    pub fn fit(
+        df: &DataFrame,
+        target: Option<(&str, TaskType)>,
+        options: &PreprocessOptions,
+    ) -> Result<Self, DataError> {
         for c in &options.drop_columns {
             require_column(df, c)?;
         }
@@ -163,7 +167,10 @@ impl FittedPipeline {
         let mut categorical = Vec::new();
         let mut dropped = Vec::new();
         let mut drop = |column: &str, reason: &str| {
-            dropped.push(DroppedColumn { column: column.into(), reason: reason.into() })
+            dropped.push(DroppedColumn {
+                column: column.into(),
+                reason: reason.into(),
+            })
         };
         for c in df.columns() {
             let name = c.name().as_str();
@@ -202,12 +209,24 @@ impl FittedPipeline {
                     Scaling::Robust => (median, quantile(&values, 0.75) - quantile(&values, 0.25)),
                     Scaling::None => (0.0, 1.0),
                 };
-                let scale = if scale > 0.0 && scale.is_finite() { scale } else { 1.0 };
-                numeric.push(NumericStep { column: name.into(), fill, center, scale });
+                let scale = if scale > 0.0 && scale.is_finite() {
+                    scale
+                } else {
+                    1.0
+                };
+                numeric.push(NumericStep {
+                    column: name.into(),
+                    fill,
+                    center,
+                    scale,
+                });
             } else if matches!(dtype, DataType::String) {
                 let counts = value_counts(c)?;
                 let non_null = c.len() - c.null_count();
-                if counts.len() == non_null && non_null > 20 && counts.len() > options.max_categories {
+                if counts.len() == non_null
+                    && non_null > 20
+                    && counts.len() > options.max_categories
+                {
                     drop(name, "identifier: every value is different");
                     continue;
                 }
@@ -216,40 +235,75 @@ impl FittedPipeline {
                     continue;
                 }
                 let fill = counts[0].value.clone();
-                let mut categories: Vec<String> =
-                    counts.into_iter().take(options.max_categories).map(|v| v.value).collect();
+                let mut categories: Vec<String> = counts
+                    .into_iter()
+                    .take(options.max_categories)
+                    .map(|v| v.value)
+                    .collect();
                 categories.sort();
-                categorical.push(CategoricalStep { column: name.into(), fill, categories, encoding: options.encoding });
+                categorical.push(CategoricalStep {
+                    column: name.into(),
+                    fill,
+                    categories,
+                    encoding: options.encoding,
+                });
             } else {
-                drop(name, &format!("type {dtype} is not used directly; derive numeric features from it with feature_engineering"));
+                drop(
+                    name,
+                    &format!(
+                        "type {dtype} is not used directly; derive numeric features from it with feature_engineering"
+                    ),
+                );
             }
         }
         let mut feature_names: Vec<String> = numeric.iter().map(|n| n.column.clone()).collect();
         for c in &categorical {
             match c.encoding {
-                Encoding::OneHot => feature_names.extend(c.categories.iter().map(|v| one_hot_name(&c.column, v))),
+                Encoding::OneHot => {
+                    feature_names.extend(c.categories.iter().map(|v| one_hot_name(&c.column, v)))
+                }
                 Encoding::Ordinal => feature_names.push(c.column.clone()),
             }
         }
         if feature_names.is_empty() {
-            return Err(DataError::invalid("no usable feature columns remain after preprocessing (see the dropped columns); check the data and drop_columns"));
+            return Err(DataError::invalid(
+                "no usable feature columns remain after preprocessing (see the dropped columns); check the data and drop_columns",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = feature_names.iter().find(|n| !seen.insert(n.as_str())) {
-            return Err(DataError::invalid(format!("two output features would both be named `{dup}`; rename the column")));
+            return Err(DataError::invalid(format!(
+                "two output features would both be named `{dup}`; rename the column"
+            )));
         }
-        Ok(Self { format_version: PIPELINE_VERSION, target, numeric, categorical, dropped, feature_names, options: options.clone() })
+        Ok(Self {
+            format_version: PIPELINE_VERSION,
+            target,
+            numeric,
+            categorical,
+            dropped,
+            feature_names,
+            options: options.clone(),
+        })
     }
 
     /// The raw columns the pipeline needs (target excluded).
     pub fn input_columns(&self) -> Vec<&str> {
-        self.numeric.iter().map(|n| n.column.as_str()).chain(self.categorical.iter().map(|c| c.column.as_str())).collect()
+        self.numeric
+            .iter()
+            .map(|n| n.column.as_str())
+            .chain(self.categorical.iter().map(|c| c.column.as_str()))
+            .collect()
     }
 
     /// Applies the pipeline: the feature columns in order, then the target when `df` has it.
     /// Rows whose target is missing are removed.
     pub fn transform(&self, df: &DataFrame) -> Result<DataFrame, DataError> {
-        let missing: Vec<&str> = self.input_columns().into_iter().filter(|c| !df.schema().contains(c)).collect();
+        let missing: Vec<&str> = self
+            .input_columns()
+            .into_iter()
+            .filter(|c| !df.schema().contains(c))
+            .collect();
         if !missing.is_empty() {
             return Err(DataError::invalid(format!(
                 "the data lacks columns the pipeline was fitted on: {}",
@@ -259,27 +313,44 @@ impl FittedPipeline {
         let mut exprs: Vec<Expr> = Vec::with_capacity(self.feature_names.len() + 1);
         for n in &self.numeric {
             let x = col(n.column.as_str()).cast(DataType::Float64);
-            exprs.push(((x.clone().fill_nan(lit(n.fill)).fill_null(lit(n.fill)) - lit(n.center)) / lit(n.scale)).alias(n.column.as_str()));
+            exprs.push(
+                ((x.clone().fill_nan(lit(n.fill)).fill_null(lit(n.fill)) - lit(n.center))
+                    / lit(n.scale))
+                .alias(n.column.as_str()),
+            );
         }
         for c in &self.categorical {
-            let x = col(c.column.as_str()).cast(DataType::String).fill_null(lit(c.fill.clone()));
+            let x = col(c.column.as_str())
+                .cast(DataType::String)
+                .fill_null(lit(c.fill.clone()));
             match c.encoding {
                 Encoding::OneHot => {
                     for v in &c.categories {
-                        exprs.push(x.clone().eq(lit(v.clone())).cast(DataType::Float64).alias(one_hot_name(&c.column, v)));
+                        exprs.push(
+                            x.clone()
+                                .eq(lit(v.clone()))
+                                .cast(DataType::Float64)
+                                .alias(one_hot_name(&c.column, v)),
+                        );
                     }
                 }
                 Encoding::Ordinal => {
                     let mut e: Expr = lit(-1.0);
                     for (i, v) in c.categories.iter().enumerate().rev() {
-                        e = when(x.clone().eq(lit(v.clone()))).then(lit(i as f64)).otherwise(e);
+                        e = when(x.clone().eq(lit(v.clone())))
+                            .then(lit(i as f64))
+                            .otherwise(e);
                     }
                     exprs.push(e.alias(c.column.as_str()));
                 }
             }
         }
         let mut lf = df.clone().lazy();
-        if let Some(t) = self.target.as_ref().filter(|t| df.schema().contains(&t.name)) {
+        if let Some(t) = self
+            .target
+            .as_ref()
+            .filter(|t| df.schema().contains(&t.name))
+        {
             let target = col(t.name.as_str());
             lf = lf.filter(target.clone().is_not_null());
             exprs.push(match t.task {
@@ -306,7 +377,9 @@ fn fit_target(df: &DataFrame, name: &str, task: TaskType) -> Result<TargetSpec, 
     require_column(df, name)?;
     let c = df.column(name)?;
     if c.null_count() == c.len() {
-        return Err(DataError::invalid(format!("the target column `{name}` has no values")));
+        return Err(DataError::invalid(format!(
+            "the target column `{name}` has no values"
+        )));
     }
     match task {
         TaskType::Regression => {
@@ -316,7 +389,11 @@ fn fit_target(df: &DataFrame, name: &str, task: TaskType) -> Result<TargetSpec, 
                     c.dtype()
                 )));
             }
-            Ok(TargetSpec { name: name.into(), task, classes: Vec::new() })
+            Ok(TargetSpec {
+                name: name.into(),
+                task,
+                classes: Vec::new(),
+            })
         }
         TaskType::Classification => {
             let counts = value_counts(c)?;
@@ -334,7 +411,11 @@ fn fit_target(df: &DataFrame, name: &str, task: TaskType) -> Result<TargetSpec, 
             }
             let mut classes: Vec<String> = counts.into_iter().map(|v| v.value).collect();
             sort_labels(&mut classes);
-            Ok(TargetSpec { name: name.into(), task, classes })
+            Ok(TargetSpec {
+                name: name.into(),
+                task,
+                classes,
+            })
         }
     }
 }
@@ -343,7 +424,11 @@ fn fit_target(df: &DataFrame, name: &str, task: TaskType) -> Result<TargetSpec, 
 pub fn sort_labels(labels: &mut [String]) {
     let numbers: Option<Vec<f64>> = labels.iter().map(|l| l.parse::<f64>().ok()).collect();
     if numbers.is_some() {
-        labels.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0)));
+        labels.sort_by(|a, b| {
+            a.parse::<f64>()
+                .unwrap_or(0.0)
+                .total_cmp(&b.parse::<f64>().unwrap_or(0.0))
+        });
     } else {
         labels.sort();
     }
@@ -354,7 +439,11 @@ fn one_hot_name(column: &str, value: &str) -> String {
 }
 
 fn min_max(values: &[f64]) -> (f64, f64) {
-    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        })
 }
 
 /// Linear-interpolated quantile (as numpy's default).
@@ -384,7 +473,10 @@ mod tests {
     #[test]
     fn fit_learns_from_training_rows_and_transform_reapplies_exactly() {
         let df = frame();
-        let opts = PreprocessOptions { drop_columns: vec!["id".into()], ..Default::default() };
+        let opts = PreprocessOptions {
+            drop_columns: vec!["id".into()],
+            ..Default::default()
+        };
         let p = FittedPipeline::fit(&df, Some(("label", TaskType::Classification)), &opts).unwrap();
         assert_eq!(p.feature_names, vec!["age", "color=blue", "color=red"]);
         assert_eq!(p.target.as_ref().unwrap().classes, vec!["0", "1"]);
@@ -392,38 +484,86 @@ mod tests {
         let age = &p.numeric[0];
         assert!((age.fill - 100.0 / 3.0).abs() < 1e-12);
         let out = p.transform(&df).unwrap();
-        let ages: Vec<f64> = out.column("age").unwrap().f64().unwrap().into_no_null_iter().collect();
-        assert!((ages[2] - 0.0).abs() < 1e-12, "the imputed mean scales to zero");
+        let ages: Vec<f64> = out
+            .column("age")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert!(
+            (ages[2] - 0.0).abs() < 1e-12,
+            "the imputed mean scales to zero"
+        );
         assert!((ages[0] - (20.0 - age.center) / age.scale).abs() < 1e-12);
         // The missing color takes the most frequent one (red).
-        let red: Vec<f64> = out.column("color=red").unwrap().f64().unwrap().into_no_null_iter().collect();
+        let red: Vec<f64> = out
+            .column("color=red")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(red, vec![1.0, 0.0, 1.0, 1.0]);
         // Unseen categories encode as all zeros.
         let new = df! {"age" => [40.0], "color" => ["green"], "id" => ["z"], "const" => [1], "label" => [1]}.unwrap();
         let row = p.transform(&new).unwrap();
-        assert_eq!(row.column("color=red").unwrap().f64().unwrap().get(0), Some(0.0));
-        assert_eq!(row.column("color=blue").unwrap().f64().unwrap().get(0), Some(0.0));
+        assert_eq!(
+            row.column("color=red").unwrap().f64().unwrap().get(0),
+            Some(0.0)
+        );
+        assert_eq!(
+            row.column("color=blue").unwrap().f64().unwrap().get(0),
+            Some(0.0)
+        );
         // A round trip through JSON gives the same transform.
-        let again: FittedPipeline = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        let again: FittedPipeline =
+            serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert!(again.transform(&df).unwrap().equals(&out));
     }
 
     #[test]
     fn target_problems_are_explained() {
         let df = frame();
-        let e = FittedPipeline::fit(&df, Some(("color", TaskType::Regression)), &Default::default()).unwrap_err().to_string();
+        let e = FittedPipeline::fit(
+            &df,
+            Some(("color", TaskType::Regression)),
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("not numeric"), "{e}");
-        let e = FittedPipeline::fit(&df, Some(("const", TaskType::Classification)), &Default::default()).unwrap_err().to_string();
+        let e = FittedPipeline::fit(
+            &df,
+            Some(("const", TaskType::Classification)),
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("only one class"), "{e}");
-        let e = FittedPipeline::fit(&df, Some(("nope", TaskType::Classification)), &Default::default()).unwrap_err().to_string();
+        let e = FittedPipeline::fit(
+            &df,
+            Some(("nope", TaskType::Classification)),
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("not found") && e.contains("label"), "{e}");
     }
 
     #[test]
     fn transform_names_missing_columns() {
         let df = frame();
-        let p = FittedPipeline::fit(&df, Some(("label", TaskType::Classification)), &Default::default()).unwrap();
-        let e = p.transform(&df.drop("age").unwrap()).unwrap_err().to_string();
+        let p = FittedPipeline::fit(
+            &df,
+            Some(("label", TaskType::Classification)),
+            &Default::default(),
+        )
+        .unwrap();
+        let e = p
+            .transform(&df.drop("age").unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("age"), "{e}");
     }
 }

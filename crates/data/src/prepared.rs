@@ -16,7 +16,11 @@ use crate::pipeline::FittedPipeline;
 pub const PIPELINE_FILE: &str = "pipeline.json";
 
 /// Saves a pipeline as `<folder>/pipeline.json`.
-pub async fn save_pipeline(store: &ArtifactStore, folder_key: &str, p: &FittedPipeline) -> Result<ArtifactRef, DataError> {
+pub async fn save_pipeline(
+    store: &ArtifactStore,
+    folder_key: &str,
+    p: &FittedPipeline,
+) -> Result<ArtifactRef, DataError> {
     let r = store.key(&format!("{folder_key}/{PIPELINE_FILE}"))?;
     let json = serde_json::to_vec_pretty(p).map_err(|e| DataError::invalid(e.to_string()))?;
     store.put(&r, Bytes::from(json)).await?;
@@ -28,13 +32,22 @@ pub async fn load_pipeline(store: &ArtifactStore, uri: &str) -> Result<FittedPip
     let r = store.resolve(uri)?;
     let raw = store.get(&r).await?;
     serde_json::from_slice(&raw).map_err(|e| {
-        StoreError::Corrupt { uri: r.uri().into(), reason: format!("not a pipeline: {e}") }.into()
+        StoreError::Corrupt {
+            uri: r.uri().into(),
+            reason: format!("not a pipeline: {e}"),
+        }
+        .into()
     })
 }
 
 /// The pipeline saved beside a table, if there is one.
-pub async fn pipeline_beside(store: &ArtifactStore, table: &ArtifactRef) -> Result<Option<FittedPipeline>, DataError> {
-    let Some((folder, _)) = table.uri().rsplit_once('/') else { return Ok(None) };
+pub async fn pipeline_beside(
+    store: &ArtifactStore,
+    table: &ArtifactRef,
+) -> Result<Option<FittedPipeline>, DataError> {
+    let Some((folder, _)) = table.uri().rsplit_once('/') else {
+        return Ok(None);
+    };
     let r = store.resolve(&format!("{folder}/{PIPELINE_FILE}"))?;
     if !store.exists(&r).await? {
         return Ok(None);
@@ -44,22 +57,43 @@ pub async fn pipeline_beside(store: &ArtifactStore, table: &ArtifactRef) -> Resu
 
 /// Reads a table for a model with `pipeline`: features in the model's order, plus the target when
 /// present. Raw data goes through the pipeline; data processed by the same pipeline is used as is.
-pub async fn load_model_input(store: &ArtifactStore, uri: &str, pipeline: &FittedPipeline) -> Result<DataFrame, DataError> {
+pub async fn load_model_input(
+    store: &ArtifactStore,
+    uri: &str,
+    pipeline: &FittedPipeline,
+) -> Result<DataFrame, DataError> {
     let (r, df) = read_table(store, uri).await?;
     to_model_input(store, &r, df, pipeline).await
 }
 
 /// As [`load_model_input`], for a table already read from `r`.
-pub async fn to_model_input(store: &ArtifactStore, r: &ArtifactRef, df: DataFrame, pipeline: &FittedPipeline) -> Result<DataFrame, DataError> {
+pub async fn to_model_input(
+    store: &ArtifactStore,
+    r: &ArtifactRef,
+    df: DataFrame,
+    pipeline: &FittedPipeline,
+) -> Result<DataFrame, DataError> {
     match pipeline_beside(store, r).await? {
         Some(p) if p.fingerprint() == pipeline.fingerprint() => {
             let mut names: Vec<&str> = pipeline.feature_names.iter().map(String::as_str).collect();
-            if let Some(t) = pipeline.target.as_ref().filter(|t| df.schema().contains(&t.name)) {
+            if let Some(t) = pipeline
+                .target
+                .as_ref()
+                .filter(|t| df.schema().contains(&t.name))
+            {
                 names.push(&t.name);
             }
-            let missing: Vec<&str> = names.iter().copied().filter(|n| !df.schema().contains(n)).collect();
+            let missing: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| !df.schema().contains(n))
+                .collect();
             if !missing.is_empty() {
-                return Err(DataError::invalid(format!("`{}` lacks the model's feature columns: {}", r.uri(), missing.join(", "))));
+                return Err(DataError::invalid(format!(
+                    "`{}` lacks the model's feature columns: {}",
+                    r.uri(),
+                    missing.join(", ")
+                )));
             }
             Ok(df.select(names)?)
         }

@@ -45,7 +45,11 @@ pub fn is_numeric(dtype: &DataType) -> bool {
 /// The non-null, finite values of a numeric column as f64.
 pub fn finite_values(column: &Column) -> Result<Vec<f64>, DataError> {
     let s = column.as_materialized_series().cast(&DataType::Float64)?;
-    Ok(s.f64()?.iter().flatten().filter(|v| v.is_finite()).collect())
+    Ok(s.f64()?
+        .iter()
+        .flatten()
+        .filter(|v| v.is_finite())
+        .collect())
 }
 
 /// Counts of each distinct text value (nulls excluded), most frequent first, ties by value.
@@ -55,8 +59,13 @@ pub fn value_counts(column: &Column) -> Result<Vec<ValueCount>, DataError> {
     for v in s.str()?.iter().flatten() {
         *counts.entry(v).or_default() += 1;
     }
-    let mut out: Vec<ValueCount> =
-        counts.into_iter().map(|(value, count)| ValueCount { value: value.to_string(), count }).collect();
+    let mut out: Vec<ValueCount> = counts
+        .into_iter()
+        .map(|(value, count)| ValueCount {
+            value: value.to_string(),
+            count,
+        })
+        .collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
     Ok(out)
 }
@@ -120,8 +129,12 @@ pub fn any_to_json(v: AnyValue<'_>) -> Value {
         AnyValue::UInt16(x) => x.into(),
         AnyValue::UInt32(x) => x.into(),
         AnyValue::UInt64(x) => x.into(),
-        AnyValue::Float32(x) => serde_json::Number::from_f64(x as f64).map(Value::Number).unwrap_or(Value::Null),
-        AnyValue::Float64(x) => serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null),
+        AnyValue::Float32(x) => serde_json::Number::from_f64(x as f64)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        AnyValue::Float64(x) => serde_json::Number::from_f64(x)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         other => other.to_string().into(),
     }
 }
@@ -133,7 +146,12 @@ pub fn head_rows(df: &DataFrame, n: usize) -> Vec<Map<String, Value>> {
         .map(|i| {
             head.columns()
                 .iter()
-                .map(|c| (c.name().to_string(), c.get(i).map(any_to_json).unwrap_or(Value::Null)))
+                .map(|c| {
+                    (
+                        c.name().to_string(),
+                        c.get(i).map(any_to_json).unwrap_or(Value::Null),
+                    )
+                })
                 .collect()
         })
         .collect()

@@ -29,7 +29,9 @@ impl std::str::FromStr for SyntheticKind {
             "classification" => Ok(Self::Classification),
             "regression" => Ok(Self::Regression),
             "clustering" => Ok(Self::Clustering),
-            other => Err(format!("unknown data set kind `{other}` (classification, regression, clustering)")),
+            other => Err(format!(
+                "unknown data set kind `{other}` (classification, regression, clustering)"
+            )),
         }
     }
 }
@@ -64,11 +66,13 @@ pub fn generate(kind: SyntheticKind, rows: usize, seed: u64) -> Result<DataFrame
 fn classification(g: &mut Gaussian, rows: usize) -> Result<DataFrame, DataError> {
     const INFORMATIVE: usize = 4;
     let centroids: [[f64; INFORMATIVE]; 2] = [[-1.0, 1.0, -1.0, 0.5], [1.0, -0.5, 1.0, -1.0]];
-    let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(rows); 8];
+    let mut cols: Vec<Vec<Option<f64>>> = (0..8).map(|_| Vec::with_capacity(rows)).collect();
     let (mut segment, mut ids, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..rows {
         let class = usize::from(g.uniform() < 0.4);
-        let x: Vec<f64> = (0..INFORMATIVE).map(|j| centroids[class][j] + g.next()).collect();
+        let x: Vec<f64> = (0..INFORMATIVE)
+            .map(|j| centroids[class][j] + g.next())
+            .collect();
         let features = [
             x[0],
             x[1],
@@ -96,7 +100,11 @@ fn classification(g: &mut Gaussian, rows: usize) -> Result<DataFrame, DataError>
         segment.push(s);
         ids.push(format!("c{i:07}"));
         let flipped = g.uniform() < 0.02;
-        labels.push(if flipped { 1 - class as i64 } else { class as i64 });
+        labels.push(if flipped {
+            1 - class as i64
+        } else {
+            class as i64
+        });
     }
     let mut columns: Vec<Column> = vec![Column::new("customer_id".into(), ids)];
     for (j, c) in cols.into_iter().enumerate() {
@@ -108,7 +116,7 @@ fn classification(g: &mut Gaussian, rows: usize) -> Result<DataFrame, DataError>
 }
 
 fn regression(g: &mut Gaussian, rows: usize) -> Result<DataFrame, DataError> {
-    let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(rows); 6];
+    let mut cols: Vec<Vec<f64>> = (0..6).map(|_| Vec::with_capacity(rows)).collect();
     let mut region = Vec::with_capacity(rows);
     let mut target = Vec::with_capacity(rows);
     for _ in 0..rows {
@@ -126,8 +134,11 @@ fn regression(g: &mut Gaussian, rows: usize) -> Result<DataFrame, DataError> {
         region.push(r);
         target.push(y);
     }
-    let mut columns: Vec<Column> =
-        cols.into_iter().enumerate().map(|(j, c)| Column::new(format!("x{j}").into(), c)).collect();
+    let mut columns: Vec<Column> = cols
+        .into_iter()
+        .enumerate()
+        .map(|(j, c)| Column::new(format!("x{j}").into(), c))
+        .collect();
     columns.push(Column::new("region".into(), region));
     columns.push(Column::new("target".into(), target));
     Ok(DataFrame::new_infer_height(columns)?)
@@ -135,16 +146,21 @@ fn regression(g: &mut Gaussian, rows: usize) -> Result<DataFrame, DataError> {
 
 fn clustering(g: &mut Gaussian, rows: usize) -> Result<DataFrame, DataError> {
     const DIMS: usize = 5;
-    let centers: Vec<[f64; DIMS]> = (0..4).map(|_| std::array::from_fn(|_| 20.0 * g.uniform() - 10.0)).collect();
-    let mut cols: Vec<Vec<f64>> = vec![Vec::with_capacity(rows); DIMS];
+    let centers: Vec<[f64; DIMS]> = (0..4)
+        .map(|_| std::array::from_fn(|_| 20.0 * g.uniform() - 10.0))
+        .collect();
+    let mut cols: Vec<Vec<f64>> = (0..DIMS).map(|_| Vec::with_capacity(rows)).collect();
     for i in 0..rows {
         let c = &centers[i % centers.len()];
         for (j, col) in cols.iter_mut().enumerate() {
             col.push(c[j] + g.next());
         }
     }
-    let columns: Vec<Column> =
-        cols.into_iter().enumerate().map(|(j, c)| Column::new(format!("x{j}").into(), c)).collect();
+    let columns: Vec<Column> = cols
+        .into_iter()
+        .enumerate()
+        .map(|(j, c)| Column::new(format!("x{j}").into(), c))
+        .collect();
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
@@ -161,7 +177,13 @@ mod tests {
         assert!(a.column("f1").unwrap().null_count() > 0);
         let c = generate(SyntheticKind::Classification, 500, 4).unwrap();
         assert!(!a.equals_missing(&c));
-        assert_eq!(generate(SyntheticKind::Regression, 100, 1).unwrap().shape(), (100, 8));
-        assert_eq!(generate(SyntheticKind::Clustering, 100, 1).unwrap().shape(), (100, 5));
+        assert_eq!(
+            generate(SyntheticKind::Regression, 100, 1).unwrap().shape(),
+            (100, 8)
+        );
+        assert_eq!(
+            generate(SyntheticKind::Clustering, 100, 1).unwrap().shape(),
+            (100, 5)
+        );
     }
 }

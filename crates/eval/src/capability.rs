@@ -2,15 +2,18 @@
 
 use std::sync::Arc;
 
-use mlops_core::{Annotations, ArtifactStore, Capability, ModelArtifact, ToolContext, ToolDef, ToolError, ToolResponse};
-use mlops_data::prepared::load_model_input;
+use mlops_core::{
+    Annotations, ArtifactStore, Capability, ModelArtifact, ToolContext, ToolDef, ToolError,
+    ToolResponse,
+};
 use mlops_data::FittedPipeline;
-use mlops_train::matrix::{class_indices, Matrix};
+use mlops_data::prepared::load_model_input;
+use mlops_train::matrix::{Matrix, class_indices};
 use mlops_train::{TrainError, TrainedModel};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{classification_report, ClassificationReport};
+use crate::metrics::{ClassificationReport, classification_report};
 
 /// Capability 3: ML Evaluation.
 pub struct EvaluationCapability {
@@ -51,7 +54,12 @@ pub struct LoadedModel {
 }
 
 /// Loads and verifies a model; refuses one of another task than `task`.
-pub async fn load_for_task(store: &ArtifactStore, model_uri: &str, task: &str, evaluator: &str) -> Result<LoadedModel, ToolError> {
+pub async fn load_for_task(
+    store: &ArtifactStore,
+    model_uri: &str,
+    task: &str,
+    evaluator: &str,
+) -> Result<LoadedModel, ToolError> {
     let artifact = ModelArtifact::load(store, model_uri).await?;
     if artifact.manifest.task != task {
         return Err(ToolError::validation(format!(
@@ -64,9 +72,19 @@ pub async fn load_for_task(store: &ArtifactStore, model_uri: &str, task: &str, e
         .manifest
         .pipeline
         .clone()
-        .ok_or_else(|| ToolError::validation(format!("`{model_uri}` has no preprocessing pipeline")))
-        .and_then(|p| serde_json::from_value(p).map_err(|e| ToolError::Execution(format!("the model's pipeline is not valid: {e}"))))?;
-    Ok(LoadedModel { artifact, model, pipeline })
+        .ok_or_else(|| {
+            ToolError::validation(format!("`{model_uri}` has no preprocessing pipeline"))
+        })
+        .and_then(|p| {
+            serde_json::from_value(p).map_err(|e| {
+                ToolError::Execution(format!("the model's pipeline is not valid: {e}"))
+            })
+        })?;
+    Ok(LoadedModel {
+        artifact,
+        model,
+        pipeline,
+    })
 }
 
 /// Input of `evaluate_classifier`.
@@ -101,7 +119,9 @@ impl ToolResponse for EvaluateClassifierOutput {
             r.f1_macro,
             r.precision_macro,
             r.recall_macro,
-            r.roc_auc.map(|a| format!(", ROC-AUC {a:.4}")).unwrap_or_default(),
+            r.roc_auc
+                .map(|a| format!(", ROC-AUC {a:.4}"))
+                .unwrap_or_default(),
             r.log_loss,
             r.classes.join("/"),
             r.confusion_matrix
@@ -109,29 +129,49 @@ impl ToolResponse for EvaluateClassifierOutput {
     }
 }
 
-async fn evaluate_classifier(store: &ArtifactStore, i: EvaluateClassifierInput) -> Result<EvaluateClassifierOutput, ToolError> {
-    let loaded = load_for_task(store, &i.model_uri, "classification", "evaluate_classifier").await?;
+async fn evaluate_classifier(
+    store: &ArtifactStore,
+    i: EvaluateClassifierInput,
+) -> Result<EvaluateClassifierOutput, ToolError> {
+    let loaded =
+        load_for_task(store, &i.model_uri, "classification", "evaluate_classifier").await?;
     let manifest = &loaded.artifact.manifest;
-    let target = manifest.target.clone().ok_or_else(|| ToolError::validation("the model has no target column"))?;
+    let target = manifest
+        .target
+        .clone()
+        .ok_or_else(|| ToolError::validation("the model has no target column"))?;
     let df = load_model_input(store, &i.test_data_uri, &loaded.pipeline).await?;
     if !df.schema().contains(&target) {
-        return Err(ToolError::validation(format!("`{}` has no target column `{target}` to compare predictions with", i.test_data_uri)));
+        return Err(ToolError::validation(format!(
+            "`{}` has no target column `{target}` to compare predictions with",
+            i.test_data_uri
+        )));
     }
     if df.height() == 0 {
-        return Err(ToolError::validation(format!("`{}` has no rows to evaluate", i.test_data_uri)));
+        return Err(ToolError::validation(format!(
+            "`{}` has no rows to evaluate",
+            i.test_data_uri
+        )));
     }
     let x = Matrix::from_frame(&df, &manifest.feature_names).map_err(ToolError::from)?;
     let y = class_indices(&df, &target, &manifest.classes).map_err(ToolError::from)?;
     let model = loaded.model.clone();
     let classes = manifest.classes.clone();
-    let report = tokio::task::spawn_blocking(move || -> Result<ClassificationReport, TrainError> {
-        let proba = model.predict_proba(&x)?;
-        Ok(classification_report(&y, &proba, &classes))
-    })
-    .await
-    .map_err(|e| ToolError::Execution(format!("evaluation stopped: {e}")))??;
+    let report =
+        tokio::task::spawn_blocking(move || -> Result<ClassificationReport, TrainError> {
+            let proba = model.predict_proba(&x)?;
+            Ok(classification_report(&y, &proba, &classes))
+        })
+        .await
+        .map_err(|e| ToolError::Execution(format!("evaluation stopped: {e}")))??;
     Ok(EvaluateClassifierOutput {
-        model_uri: loaded.artifact.uri.clone().unwrap_or_default().trim_end_matches("/manifest.json").into(),
+        model_uri: loaded
+            .artifact
+            .uri
+            .clone()
+            .unwrap_or_default()
+            .trim_end_matches("/manifest.json")
+            .into(),
         test_data_uri: i.test_data_uri,
         rows: df.height(),
         report,

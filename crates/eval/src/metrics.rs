@@ -42,7 +42,9 @@ fn ratio(a: f64, b: f64) -> f64 {
 /// Computes the report. `proba` is row-major `rows × classes`; `y` holds true class indices.
 pub fn classification_report(y: &[u32], proba: &[f64], classes: &[String]) -> ClassificationReport {
     let k = classes.len();
-    let pred: Vec<usize> = (0..y.len()).map(|r| argmax(&proba[r * k..(r + 1) * k])).collect();
+    let pred: Vec<usize> = (0..y.len())
+        .map(|r| argmax(&proba[r * k..(r + 1) * k]))
+        .collect();
     let mut cm = vec![vec![0u64; k]; k];
     for (t, p) in y.iter().zip(&pred) {
         cm[*t as usize][*p] += 1;
@@ -56,12 +58,31 @@ pub fn classification_report(y: &[u32], proba: &[f64], classes: &[String]) -> Cl
             let support: u64 = cm[c].iter().sum();
             let precision = ratio(tp, predicted);
             let recall = ratio(tp, support as f64);
-            ClassMetrics { class: classes[c].clone(), precision, recall, f1: ratio(2.0 * precision * recall, precision + recall), support }
+            ClassMetrics {
+                class: classes[c].clone(),
+                precision,
+                recall,
+                f1: ratio(2.0 * precision * recall, precision + recall),
+                support,
+            }
         })
         .collect();
     let macro_avg = |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / k as f64;
-    let weighted = |f: fn(&ClassMetrics) -> f64| ratio(per_class.iter().map(|m| f(m) * m.support as f64).sum::<f64>(), n);
-    let log_loss = -y.iter().enumerate().map(|(r, t)| proba[r * k + *t as usize].clamp(1e-15, 1.0 - 1e-15).ln()).sum::<f64>() / n.max(1.0);
+    let weighted = |f: fn(&ClassMetrics) -> f64| {
+        ratio(
+            per_class
+                .iter()
+                .map(|m| f(m) * m.support as f64)
+                .sum::<f64>(),
+            n,
+        )
+    };
+    let log_loss = -y
+        .iter()
+        .enumerate()
+        .map(|(r, t)| proba[r * k + *t as usize].clamp(1e-15, 1.0 - 1e-15).ln())
+        .sum::<f64>()
+        / n.max(1.0);
     let roc_auc = if k == 2 {
         let scores: Vec<f64> = (0..y.len()).map(|r| proba[r * 2 + 1]).collect();
         let positive: Vec<bool> = y.iter().map(|t| *t == 1).collect();
@@ -94,7 +115,9 @@ pub fn classification_report(y: &[u32], proba: &[f64], classes: &[String]) -> Cl
 
 /// Index of the largest value (the first on ties, as numpy's argmax).
 pub fn argmax(v: &[f64]) -> usize {
-    v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
+    v.iter()
+        .enumerate()
+        .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
 /// Area under the ROC curve by the rank-sum formula, ties sharing their average rank.
@@ -145,7 +168,8 @@ mod tests {
         close(r.f1_weighted, (0.5 * 2.0 + 2.0 / 3.0 * 3.0) / 5.0);
         // Pairs (pos, neg) ranked right: (.7>.2,.6) (.4>.2) (.9>.2,.6) = 5 of 6.
         close(r.roc_auc.unwrap(), 5.0 / 6.0);
-        let ll = -((0.8f64).ln() + (0.4f64).ln() + (0.7f64).ln() + (0.4f64).ln() + (0.9f64).ln()) / 5.0;
+        let ll =
+            -((0.8f64).ln() + (0.4f64).ln() + (0.7f64).ln() + (0.4f64).ln() + (0.9f64).ln()) / 5.0;
         close(r.log_loss, ll);
     }
 

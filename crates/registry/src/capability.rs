@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mlops_core::{Annotations, ArtifactStore, Capability, ModelArtifact, ToolContext, ToolDef, ToolError, ToolResponse};
+use mlops_core::{
+    Annotations, ArtifactStore, Capability, ModelArtifact, ToolContext, ToolDef, ToolError,
+    ToolResponse,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -54,11 +57,20 @@ impl Capability for RegistryCapability {
                     let reg = reg.clone();
                     async move {
                         if !(1..=100).contains(&i.limit) || i.offset < 0 {
-                            return Err(ToolError::validation("limit must be between 1 and 100 and offset at least 0"));
+                            return Err(ToolError::validation(
+                                "limit must be between 1 and 100 and offset at least 0",
+                            ));
                         }
-                        let (versions, total) = reg.list_versions(&i.model_name, i.limit, i.offset).await?;
-                        let next_offset = (i.offset + (versions.len() as i64) < total).then_some(i.offset + versions.len() as i64);
-                        Ok(VersionList { model_name: i.model_name, total, versions, next_offset })
+                        let (versions, total) =
+                            reg.list_versions(&i.model_name, i.limit, i.offset).await?;
+                        let next_offset = (i.offset + (versions.len() as i64) < total)
+                            .then_some(i.offset + versions.len() as i64);
+                        Ok(VersionList {
+                            model_name: i.model_name,
+                            total,
+                            versions,
+                            next_offset,
+                        })
                     }
                 },
             )
@@ -130,7 +142,11 @@ pub struct VersionReport(pub ModelVersion);
 impl ToolResponse for VersionReport {
     fn summary(&self) -> String {
         let v = &self.0;
-        let metrics: Vec<String> = v.metrics.iter().map(|(k, m)| format!("{k} {m:.4}")).collect();
+        let metrics: Vec<String> = v
+            .metrics
+            .iter()
+            .map(|(k, m)| format!("{k} {m:.4}"))
+            .collect();
         format!(
             "`{}` version {} (stage {}, {}): {}; metrics: {}",
             v.name,
@@ -138,7 +154,11 @@ impl ToolResponse for VersionReport {
             v.stage,
             v.approval_status,
             v.artifact_uri,
-            if metrics.is_empty() { "none".into() } else { metrics.join(", ") }
+            if metrics.is_empty() {
+                "none".into()
+            } else {
+                metrics.join(", ")
+            }
         )
     }
 }
@@ -156,21 +176,45 @@ pub struct VersionList {
 
 impl ToolResponse for VersionList {
     fn summary(&self) -> String {
-        let lines: Vec<String> = self.versions.iter().map(|v| format!("v{} {} {} {}", v.version, v.stage, v.approval_status, v.created_at)).collect();
-        format!("`{}` has {} versions:\n{}", self.model_name, self.total, lines.join("\n"))
+        let lines: Vec<String> = self
+            .versions
+            .iter()
+            .map(|v| {
+                format!(
+                    "v{} {} {} {}",
+                    v.version, v.stage, v.approval_status, v.created_at
+                )
+            })
+            .collect();
+        format!(
+            "`{}` has {} versions:\n{}",
+            self.model_name,
+            self.total,
+            lines.join("\n")
+        )
     }
 }
 
 fn check_name(name: &str) -> Result<(), ToolError> {
-    let ok = !name.is_empty() && name.len() <= MAX_NAME && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(ToolError::validation(format!("model_name `{name}` must be 1 to {MAX_NAME} letters, digits, `-`, `_` or `.`")))
+        Err(ToolError::validation(format!(
+            "model_name `{name}` must be 1 to {MAX_NAME} letters, digits, `-`, `_` or `.`"
+        )))
     }
 }
 
-async fn register_model(reg: &SqlRegistry, store: &ArtifactStore, i: RegisterModelInput) -> Result<VersionReport, ToolError> {
+async fn register_model(
+    reg: &SqlRegistry,
+    store: &ArtifactStore,
+    i: RegisterModelInput,
+) -> Result<VersionReport, ToolError> {
     check_name(&i.model_name)?;
     // Verifies the model exists and is intact before it is recorded.
     let artifact = ModelArtifact::load(store, &i.model_uri).await.map_err(|e| match e {
@@ -183,21 +227,38 @@ async fn register_model(reg: &SqlRegistry, store: &ArtifactStore, i: RegisterMod
     let metrics = match i.metrics {
         Some(metrics) => {
             if let Some((k, _)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
-                return Err(ToolError::validation(format!("metric `{k}` is not a finite number")));
+                return Err(ToolError::validation(format!(
+                    "metric `{k}` is not a finite number"
+                )));
             }
             metrics
         }
-        None => m.metrics.as_object().map(|o| o.iter().filter_map(|(k, v)| v.as_f64().map(|v| (k.clone(), v))).collect()).unwrap_or_default(),
+        None => m
+            .metrics
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| v.as_f64().map(|v| (k.clone(), v)))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let mut lineage = i.lineage;
-    lineage.training_job_name.get_or_insert_with(|| m.name.clone());
+    lineage
+        .training_job_name
+        .get_or_insert_with(|| m.name.clone());
     if lineage.dataset_uri.is_none() {
         lineage.dataset_uri = m.training_data_uri.clone();
     }
     let version = reg
         .register(NewVersion {
             name: i.model_name,
-            artifact_uri: artifact.uri.clone().unwrap_or_default().trim_end_matches("/manifest.json").to_string(),
+            artifact_uri: artifact
+                .uri
+                .clone()
+                .unwrap_or_default()
+                .trim_end_matches("/manifest.json")
+                .to_string(),
             algorithm: Some(m.algorithm.clone()),
             task: Some(m.task.clone()),
             metrics,

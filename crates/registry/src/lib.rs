@@ -36,7 +36,9 @@ impl From<sqlx::Error> for RegistryError {
 impl From<RegistryError> for mlops_core::ToolError {
     fn from(e: RegistryError) -> Self {
         match e {
-            RegistryError::Invalid(m) | RegistryError::NotFound(m) => mlops_core::ToolError::Validation(m),
+            RegistryError::Invalid(m) | RegistryError::NotFound(m) => {
+                mlops_core::ToolError::Validation(m)
+            }
             RegistryError::Database(m) => mlops_core::ToolError::Storage(format!("database: {m}")),
         }
     }

@@ -68,10 +68,11 @@ impl SqlRegistry {
             .await?;
         for (version, sql) in MIGRATIONS {
             let mut tx = self.pool.begin().await?;
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM registry_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM registry_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if done.is_some() {
                 continue;
             }
@@ -93,8 +94,10 @@ impl SqlRegistry {
 
     /// Registers a new version, numbered one above the model's latest.
     pub async fn register(&self, v: NewVersion) -> Result<ModelVersion, RegistryError> {
-        let metrics = serde_json::to_string(&v.metrics).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-        let tags = serde_json::to_string(&v.tags).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let metrics =
+            serde_json::to_string(&v.metrics).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let tags =
+            serde_json::to_string(&v.tags).map_err(|e| RegistryError::Invalid(e.to_string()))?;
         let parameters = v.parameters.to_string();
         let mut last_error = None;
         for attempt in 0..MAX_ATTEMPTS {
@@ -152,11 +155,13 @@ impl SqlRegistry {
 
     /// One version of a model.
     pub async fn get(&self, name: &str, version: i64) -> Result<ModelVersion, RegistryError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_VERSION} WHERE name = $1 AND version = $2")))
-            .bind(name)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_VERSION} WHERE name = $1 AND version = $2"
+        )))
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(row) => from_row(&row),
             None => Err(self.not_found(name, Some(version)).await),
@@ -164,24 +169,40 @@ impl SqlRegistry {
     }
 
     /// A model's versions, newest first.
-    pub async fn list_versions(&self, name: &str, limit: i64, offset: i64) -> Result<(Vec<ModelVersion>, i64), RegistryError> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM model_versions WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
+    pub async fn list_versions(
+        &self,
+        name: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<ModelVersion>, i64), RegistryError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM model_versions WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
         if total == 0 {
             return Err(self.not_found(name, None).await);
         }
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_VERSION} WHERE name = $1 ORDER BY version DESC LIMIT $2 OFFSET $3")))
-            .bind(name)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_VERSION} WHERE name = $1 ORDER BY version DESC LIMIT $2 OFFSET $3"
+        )))
+        .bind(name)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
         Ok((rows.iter().map(from_row).collect::<Result<_, _>>()?, total))
     }
 
     async fn not_found(&self, name: &str, version: Option<i64>) -> RegistryError {
-        let known: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM registered_models WHERE name = $1").bind(name).fetch_one(&self.pool).await;
+        let known: Result<i64, _> =
+            sqlx::query_scalar("SELECT COUNT(*) FROM registered_models WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await;
         match (known, version) {
-            (Ok(n), Some(v)) if n > 0 => RegistryError::NotFound(format!("model `{name}` has no version {v}")),
+            (Ok(n), Some(v)) if n > 0 => {
+                RegistryError::NotFound(format!("model `{name}` has no version {v}"))
+            }
             _ => RegistryError::NotFound(format!("no model named `{name}` is registered")),
         }
     }
@@ -193,10 +214,13 @@ const SELECT_VERSION: &str = "SELECT name, version, artifact_uri, algorithm, tas
 fn from_row(row: &AnyRow) -> Result<ModelVersion, RegistryError> {
     let json = |col: &str| -> Result<serde_json::Value, RegistryError> {
         let text: String = row.try_get(col)?;
-        serde_json::from_str(&text).map_err(|e| RegistryError::Database(format!("column {col} holds invalid JSON: {e}")))
+        serde_json::from_str(&text)
+            .map_err(|e| RegistryError::Database(format!("column {col} holds invalid JSON: {e}")))
     };
-    let metrics: BTreeMap<String, f64> = serde_json::from_value(json("metrics")?).map_err(|e| RegistryError::Database(e.to_string()))?;
-    let tags: BTreeMap<String, String> = serde_json::from_value(json("tags")?).map_err(|e| RegistryError::Database(e.to_string()))?;
+    let metrics: BTreeMap<String, f64> = serde_json::from_value(json("metrics")?)
+        .map_err(|e| RegistryError::Database(e.to_string()))?;
+    let tags: BTreeMap<String, String> = serde_json::from_value(json("tags")?)
+        .map_err(|e| RegistryError::Database(e.to_string()))?;
     Ok(ModelVersion {
         name: row.try_get("name")?,
         version: row.try_get("version")?,
@@ -224,7 +248,11 @@ fn from_row(row: &AnyRow) -> Result<ModelVersion, RegistryError> {
 fn is_retryable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
-            db.is_unique_violation() || matches!(db.code().as_deref(), Some("40001") | Some("40P01") | Some("5") | Some("6") | Some("517"))
+            db.is_unique_violation()
+                || matches!(
+                    db.code().as_deref(),
+                    Some("40001") | Some("40P01") | Some("5") | Some("6") | Some("517")
+                )
         }
         _ => false,
     }
@@ -232,16 +260,30 @@ fn is_retryable(e: &sqlx::Error) -> bool {
 
 /// For SQLite: creates the database's folder and asks sqlx to create the file.
 fn prepare_sqlite_url(url: &str) -> Result<String, RegistryError> {
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
         return Ok(url.to_string());
     };
     let path = rest.split('?').next().unwrap_or(rest);
-    if path != ":memory:" && !path.is_empty() {
-        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| RegistryError::Database(format!("cannot create {}: {e}", parent.display())))?;
-        }
+    if path != ":memory:"
+        && !path.is_empty()
+        && let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            RegistryError::Database(format!("cannot create {}: {e}", parent.display()))
+        })?;
     }
-    Ok(if rest.contains("mode=") { url.to_string() } else if rest.contains('?') { format!("{url}&mode=rwc") } else { format!("{url}?mode=rwc") })
+    Ok(if rest.contains("mode=") {
+        url.to_string()
+    } else if rest.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
 }
 
 fn now() -> String {
@@ -262,7 +304,10 @@ mod tests {
             parameters: serde_json::json!({"n_estimators": 10}),
             tags: BTreeMap::from([("team".into(), "ml".into())]),
             description: None,
-            lineage: Lineage { issue_number: Some(7), ..Default::default() },
+            lineage: Lineage {
+                issue_number: Some(7),
+                ..Default::default()
+            },
         }
     }
 
@@ -272,7 +317,10 @@ mod tests {
         let url = format!("sqlite://{}/sub/reg.db", dir.path().display());
         let reg = SqlRegistry::connect(&url).await.unwrap();
         for expected in 1..=3 {
-            assert_eq!(reg.register(version("churn")).await.unwrap().version, expected);
+            assert_eq!(
+                reg.register(version("churn")).await.unwrap().version,
+                expected
+            );
         }
         assert_eq!(reg.register(version("fraud")).await.unwrap().version, 1);
         let v2 = reg.get("churn", 2).await.unwrap();
@@ -282,7 +330,10 @@ mod tests {
         assert_eq!(v2.stage, "None");
         let (list, total) = reg.list_versions("churn", 2, 0).await.unwrap();
         assert_eq!(total, 3);
-        assert_eq!(list.iter().map(|v| v.version).collect::<Vec<_>>(), vec![3, 2]);
+        assert_eq!(
+            list.iter().map(|v| v.version).collect::<Vec<_>>(),
+            vec![3, 2]
+        );
         // Reopening keeps everything (migrations run once).
         drop(reg);
         let reg = SqlRegistry::connect(&url).await.unwrap();
@@ -292,17 +343,32 @@ mod tests {
     #[tokio::test]
     async fn unknown_names_and_versions_are_explained() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = SqlRegistry::connect(&format!("sqlite://{}/r.db", dir.path().display())).await.unwrap();
+        let reg = SqlRegistry::connect(&format!("sqlite://{}/r.db", dir.path().display()))
+            .await
+            .unwrap();
         reg.register(version("a")).await.unwrap();
-        assert_eq!(reg.get("a", 9).await.unwrap_err().to_string(), "model `a` has no version 9");
-        assert_eq!(reg.get("b", 1).await.unwrap_err().to_string(), "no model named `b` is registered");
+        assert_eq!(
+            reg.get("a", 9).await.unwrap_err().to_string(),
+            "model `a` has no version 9"
+        );
+        assert_eq!(
+            reg.get("b", 1).await.unwrap_err().to_string(),
+            "no model named `b` is registered"
+        );
     }
 
     #[tokio::test]
     async fn concurrent_registrations_get_distinct_versions() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = SqlRegistry::connect(&format!("sqlite://{}/c.db", dir.path().display())).await.unwrap();
-        let tasks: Vec<_> = (0..20).map(|_| { let r = reg.clone(); tokio::spawn(async move { r.register(version("m")).await.unwrap().version }) }).collect();
+        let reg = SqlRegistry::connect(&format!("sqlite://{}/c.db", dir.path().display()))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let r = reg.clone();
+                tokio::spawn(async move { r.register(version("m")).await.unwrap().version })
+            })
+            .collect();
         let mut versions = Vec::new();
         for t in tasks {
             versions.push(t.await.unwrap());

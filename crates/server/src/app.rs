@@ -22,7 +22,12 @@ impl App {
         let store = ArtifactStore::from_config(&config).context("opening the artifact store")?;
         let registry = SqlRegistry::connect(&config.database_url)
             .await
-            .with_context(|| format!("opening the database {}", mlops_core::config::redact_url(&config.database_url)))?;
+            .with_context(|| {
+                format!(
+                    "opening the database {}",
+                    mlops_core::config::redact_url(&config.database_url)
+                )
+            })?;
         let jobs = JobManager::new();
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
@@ -31,6 +36,10 @@ impl App {
             RegistryCapability::new(registry, store.clone()),
         ];
         let router = ToolRouter::new(&capabilities)?;
-        Ok(Self { config, store, router })
+        Ok(Self {
+            config,
+            store,
+            router,
+        })
     }
 }

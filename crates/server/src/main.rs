@@ -5,15 +5,19 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mlops_core::Config;
-use mlops_data::io::{encode, TableFormat};
-use mlops_data::synthetic::{generate, SyntheticKind};
+use mlops_data::io::{TableFormat, encode};
+use mlops_data::synthetic::{SyntheticKind, generate};
 use mlops_mcp::app::App;
 use mlops_mcp::demo::{self, DemoOptions};
 use mlops_mcp::mcp::McpServer;
 use rmcp::ServiceExt;
 
 #[derive(Parser)]
-#[command(name = "mlops-mcp", version, about = "One MCP server for the whole MLOps pipeline")]
+#[command(
+    name = "mlops-mcp",
+    version,
+    about = "One MCP server for the whole MLOps pipeline"
+)]
 struct Cli {
     /// Print every tool with its capability and description, then exit.
     #[arg(long)]
@@ -68,7 +72,12 @@ async fn main() -> anyhow::Result<()> {
     if cli.list_tools {
         let app = App::build(config).await?;
         for (capability, spec) in app.router.list() {
-            let first_sentence = spec.description.split(". ").next().unwrap_or(spec.description).trim_end_matches('.');
+            let first_sentence = spec
+                .description
+                .split(". ")
+                .next()
+                .unwrap_or(spec.description)
+                .trim_end_matches('.');
             println!("{:<36} {:<18} {first_sentence}.", spec.name, capability);
         }
         return Ok(());
@@ -76,12 +85,40 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = App::build(config).await?;
-            tracing::info!(tools = app.router.list().count(), root = app.store.root_display(), "serving MCP over stdio");
-            let service = McpServer::new(app.router).serve(rmcp::transport::stdio()).await?;
+            tracing::info!(
+                tools = app.router.list().count(),
+                root = app.store.root_display(),
+                "serving MCP over stdio"
+            );
+            let service = McpServer::new(app.router)
+                .serve(rmcp::transport::stdio())
+                .await?;
             service.waiting().await?;
         }
-        Command::Demo { rows, seed, model_name } => demo::run(&config, DemoOptions { rows, seed, model_name }).await?,
-        Command::Datasets { command: DatasetsCommand::Generate { kind, rows, seed, out } } => {
+        Command::Demo {
+            rows,
+            seed,
+            model_name,
+        } => {
+            demo::run(
+                &config,
+                DemoOptions {
+                    rows,
+                    seed,
+                    model_name,
+                },
+            )
+            .await?
+        }
+        Command::Datasets {
+            command:
+                DatasetsCommand::Generate {
+                    kind,
+                    rows,
+                    seed,
+                    out,
+                },
+        } => {
             let format = match out.extension().and_then(|e| e.to_str()) {
                 Some("parquet") => TableFormat::Parquet,
                 Some("csv") => TableFormat::Csv,
@@ -90,7 +127,8 @@ async fn main() -> anyhow::Result<()> {
             let mut df = generate(kind, rows, seed)?;
             let bytes = encode(&mut df, format)?;
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
             // Write beside the target, then rename: a reader never sees half a file.
             let tmp = out.with_extension("tmp");

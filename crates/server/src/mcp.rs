@@ -7,9 +7,9 @@ use base64::Engine;
 
 use mlops_core::{ToolContext, ToolError, ToolOutput, ToolRouter};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    InitializeResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -29,7 +29,10 @@ pub struct McpServer {
 impl McpServer {
     pub fn new(router: ToolRouter) -> Self {
         let tools = router.list().map(|(_, spec)| to_mcp_tool(spec)).collect();
-        Self { router, tools: Arc::new(tools) }
+        Self {
+            router,
+            tools: Arc::new(tools),
+        }
     }
 }
 
@@ -53,7 +56,10 @@ pub fn to_call_result(out: ToolOutput) -> CallToolResult {
     let mut content = vec![ContentBlock::text(out.text)];
     content.push(ContentBlock::text(out.structured.to_string()));
     for image in out.images {
-        content.push(ContentBlock::image(base64::engine::general_purpose::STANDARD.encode(&image.data), image.mime_type));
+        content.push(ContentBlock::image(
+            base64::engine::general_purpose::STANDARD.encode(&image.data),
+            image.mime_type,
+        ));
     }
     let mut result = CallToolResult::success(content);
     result.structured_content = Some(out.structured);
@@ -62,7 +68,9 @@ pub fn to_call_result(out: ToolOutput) -> CallToolResult {
 
 /// A failed call as an MCP tool error the caller can read and act on.
 pub fn to_error_result(e: &ToolError) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(mlops_core::logging::mask_str(&e.to_string()))])
+    CallToolResult::error(vec![ContentBlock::text(mlops_core::logging::mask_str(
+        &e.to_string(),
+    ))])
 }
 
 impl ServerHandler for McpServer {
@@ -88,12 +96,21 @@ impl ServerHandler for McpServer {
         let name = request.name.to_string();
         if self.router.get(&name).is_none() {
             // An unknown tool is a protocol error (MCP: invalid params), with a suggestion.
-            let e = self.router.call(&name, serde_json::Value::Null, ToolContext::default()).await.err();
-            return Err(ErrorData::invalid_params(e.map(|e| e.to_string()).unwrap_or_else(|| format!("unknown tool `{name}`")), None));
+            let e = self
+                .router
+                .call(&name, serde_json::Value::Null, ToolContext::default())
+                .await
+                .err();
+            return Err(ErrorData::invalid_params(
+                e.map(|e| e.to_string())
+                    .unwrap_or_else(|| format!("unknown tool `{name}`")),
+                None,
+            ));
         }
         let progress = context.meta.get_progress_token().map(|token| {
             // Progress may be reported from worker threads; a channel hands it to the async peer.
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, Option<f64>, Option<String>)>();
+            let (tx, mut rx) =
+                tokio::sync::mpsc::unbounded_channel::<(f64, Option<f64>, Option<String>)>();
             let peer = context.peer.clone();
             tokio::spawn(async move {
                 while let Some((done, total, message)) = rx.recv().await {
@@ -105,12 +122,17 @@ impl ServerHandler for McpServer {
                     }
                 }
             });
-            Arc::new(move |done: f64, total: Option<f64>, message: Option<String>| {
-                let _ = tx.send((done, total, message));
-            }) as mlops_core::ProgressFn
+            Arc::new(
+                move |done: f64, total: Option<f64>, message: Option<String>| {
+                    let _ = tx.send((done, total, message));
+                },
+            ) as mlops_core::ProgressFn
         });
         let ctx = ToolContext::new(context.ct.clone(), progress);
-        let arguments = request.arguments.map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null);
+        let arguments = request
+            .arguments
+            .map(serde_json::Value::Object)
+            .unwrap_or(serde_json::Value::Null);
         let result = match self.router.call(&name, arguments, ctx).await {
             Ok(out) => to_call_result(out),
             Err(e) => to_error_result(&e),

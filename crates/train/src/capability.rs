@@ -1,23 +1,26 @@
 //! The ML Training tools.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use mlops_core::{Annotations, ArtifactStore, Capability, ModelArtifact, ModelManifest, ToolContext, ToolDef, ToolError, ToolResponse};
+use mlops_core::{
+    Annotations, ArtifactStore, Capability, ModelArtifact, ModelManifest, ToolContext, ToolDef,
+    ToolError, ToolResponse,
+};
+use mlops_data::FittedPipeline;
 use mlops_data::io::read_table;
 use mlops_data::pipeline::{PreprocessOptions, TaskType};
 use mlops_data::prepared::{load_pipeline, pipeline_beside, to_model_input};
-use mlops_data::FittedPipeline;
 use polars::prelude::DataFrame;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::TrainError;
-use crate::forest::{argmax, FitHooks, Forest, ForestParams, MaxFeatures, Targets};
+use crate::forest::{FitHooks, Forest, ForestParams, MaxFeatures, Targets, argmax};
 use crate::jobs::{Job, JobManager, JobSnapshot, JobStatus};
-use crate::matrix::{class_indices, Matrix};
+use crate::matrix::{Matrix, class_indices};
 use crate::model::TrainedModel;
 
 /// Longest training job name (it names a folder and, on SageMaker, a job).
@@ -50,7 +53,11 @@ impl Capability for TrainingCapability {
                 Annotations::WRITES,
                 move |i: TrainClassifierInput, ctx: ToolContext| {
                     let (store, jobs) = (store.clone(), jobs.clone());
-                    async move { train_classifier(store, jobs, i, ctx).await.map_err(ToolError::from) }
+                    async move {
+                        train_classifier(store, jobs, i, ctx)
+                            .await
+                            .map_err(ToolError::from)
+                    }
                 },
             )
         };
@@ -63,7 +70,11 @@ impl Capability for TrainingCapability {
                 Annotations::READ_ONLY,
                 move |i: JobNameInput, _ctx: ToolContext| {
                     let (store, jobs) = (store.clone(), jobs.clone());
-                    async move { training_metrics(&store, &jobs, &i.training_job_name).await.map_err(ToolError::from) }
+                    async move {
+                        training_metrics(&store, &jobs, &i.training_job_name)
+                            .await
+                            .map_err(ToolError::from)
+                    }
                 },
             )
         };
@@ -73,11 +84,21 @@ impl Capability for TrainingCapability {
                 "cancel_training_job",
                 "Cancel a training job",
                 "Stop a running training job by name. It stops within about a second and is marked cancelled; nothing is saved.",
-                Annotations { read_only: false, destructive: true, idempotent: true, open_world: false },
+                Annotations {
+                    read_only: false,
+                    destructive: true,
+                    idempotent: true,
+                    open_world: false,
+                },
                 move |i: JobNameInput, _ctx: ToolContext| {
                     let jobs = jobs.clone();
                     async move {
-                        let job = jobs.get(&i.training_job_name).ok_or_else(|| ToolError::validation(format!("no training job named `{}` has run in this server", i.training_job_name)))?;
+                        let job = jobs.get(&i.training_job_name).ok_or_else(|| {
+                            ToolError::validation(format!(
+                                "no training job named `{}` has run in this server",
+                                i.training_job_name
+                            ))
+                        })?;
                         job.cancel.cancel();
                         Ok(JobReport(job.snapshot()))
                     }
@@ -177,7 +198,9 @@ impl RandomForestParams {
             if (lo..=hi).contains(&v) {
                 Ok(v as usize)
             } else {
-                Err(TrainError::invalid(format!("{name} must be between {lo} and {hi} (got {v})")))
+                Err(TrainError::invalid(format!(
+                    "{name} must be between {lo} and {hi} (got {v})"
+                )))
             }
         };
         let max_features = match self.max_features {
@@ -185,11 +208,18 @@ impl RandomForestParams {
             MaxFeaturesInput::Named(NamedMaxFeatures::Log2) => MaxFeatures::Log2,
             MaxFeaturesInput::Named(NamedMaxFeatures::All) => MaxFeatures::All,
             MaxFeaturesInput::Fraction(f) if f > 0.0 && f <= 1.0 => MaxFeatures::Fraction(f),
-            MaxFeaturesInput::Fraction(f) => return Err(TrainError::invalid(format!("max_features as a fraction must be in (0, 1] (got {f})"))),
+            MaxFeaturesInput::Fraction(f) => {
+                return Err(TrainError::invalid(format!(
+                    "max_features as a fraction must be in (0, 1] (got {f})"
+                )));
+            }
         };
         Ok(ForestParams {
             n_estimators: range("n_estimators", self.n_estimators, 1, 5000)?,
-            max_depth: self.max_depth.map(|d| range("max_depth", d, 1, 64)).transpose()?,
+            max_depth: self
+                .max_depth
+                .map(|d| range("max_depth", d, 1, 64))
+                .transpose()?,
             min_samples_split: range("min_samples_split", self.min_samples_split, 2, i64::MAX)?,
             min_samples_leaf: range("min_samples_leaf", self.min_samples_leaf, 1, i64::MAX)?,
             max_features,
@@ -260,7 +290,10 @@ impl ToolResponse for JobReport {
             JobStatus::Failed => "failed".into(),
             JobStatus::Cancelled => "cancelled".into(),
         };
-        let mut s = format!("Training job `{}` ({}): {status}", j.training_job_name, j.algorithm);
+        let mut s = format!(
+            "Training job `{}` ({}): {status}",
+            j.training_job_name, j.algorithm
+        );
         if let Some(m) = j.metrics.as_object() {
             let parts: Vec<String> = m
                 .iter()
@@ -288,7 +321,9 @@ impl ToolResponse for JobReport {
 pub fn check_job_name(name: &str) -> Result<(), TrainError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_JOB_NAME
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && !name.starts_with('.');
     if ok {
         Ok(())
@@ -301,7 +336,11 @@ pub fn check_job_name(name: &str) -> Result<(), TrainError> {
 
 fn generated_job_name() -> String {
     let now = chrono::Utc::now();
-    format!("train-{}-{:04x}", now.format("%Y%m%d-%H%M%S"), now.timestamp_subsec_micros() % 0x10000)
+    format!(
+        "train-{}-{:04x}",
+        now.format("%Y%m%d-%H%M%S"),
+        now.timestamp_subsec_micros() % 0x10000
+    )
 }
 
 /// Training data with the pipeline that turns it into model input.
@@ -332,29 +371,58 @@ pub async fn prepare_supervised(
                 })?;
                 let df = df.clone();
                 let target = target.to_string();
-                tokio::task::spawn_blocking(move || FittedPipeline::fit(&df, Some((&target, task)), &PreprocessOptions::default()))
-                    .await
-                    .map_err(|e| TrainError::Failed(e.to_string()))??
+                tokio::task::spawn_blocking(move || {
+                    FittedPipeline::fit(&df, Some((&target, task)), &PreprocessOptions::default())
+                })
+                .await
+                .map_err(|e| TrainError::Failed(e.to_string()))??
             }
         },
     };
-    let spec = pipeline.target.as_ref().ok_or_else(|| TrainError::invalid("the pipeline has no target column; it was fitted for unsupervised data"))?;
+    let spec = pipeline.target.as_ref().ok_or_else(|| {
+        TrainError::invalid(
+            "the pipeline has no target column; it was fitted for unsupervised data",
+        )
+    })?;
     if spec.task != task {
-        return Err(TrainError::invalid(format!("the data was prepared for {} but this tool trains {} models", spec.task.as_str(), task.as_str())));
+        return Err(TrainError::invalid(format!(
+            "the data was prepared for {} but this tool trains {} models",
+            spec.task.as_str(),
+            task.as_str()
+        )));
     }
     if let Some(t) = target_column.filter(|t| *t != spec.name) {
-        return Err(TrainError::invalid(format!("target_column `{t}` differs from the pipeline's target `{}`", spec.name)));
+        return Err(TrainError::invalid(format!(
+            "target_column `{t}` differs from the pipeline's target `{}`",
+            spec.name
+        )));
     }
     let frame = to_model_input(store, &r, df, &pipeline).await?;
     if !frame.schema().contains(&spec.name) {
-        return Err(TrainError::invalid(format!("`{}` has no target column `{}`", r.uri(), spec.name)));
+        return Err(TrainError::invalid(format!(
+            "`{}` has no target column `{}`",
+            r.uri(),
+            spec.name
+        )));
     }
-    Ok(Prepared { pipeline, frame, data_uri: r.uri().into() })
+    Ok(Prepared {
+        pipeline,
+        frame,
+        data_uri: r.uri().into(),
+    })
 }
 
-async fn train_classifier(store: ArtifactStore, jobs: Arc<JobManager>, i: TrainClassifierInput, ctx: ToolContext) -> Result<JobReport, TrainError> {
+async fn train_classifier(
+    store: ArtifactStore,
+    jobs: Arc<JobManager>,
+    i: TrainClassifierInput,
+    ctx: ToolContext,
+) -> Result<JobReport, TrainError> {
     let params = i.hyperparameters.validate(i.seed)?;
-    let name = i.training_job_name.clone().unwrap_or_else(generated_job_name);
+    let name = i
+        .training_job_name
+        .clone()
+        .unwrap_or_else(generated_job_name);
     check_job_name(&name)?;
     let manifest_ref = ModelArtifact::manifest_ref(&store, &ModelArtifact::folder_key(&name))?;
     if !i.overwrite && store.exists(&manifest_ref).await? {
@@ -362,7 +430,9 @@ async fn train_classifier(store: ArtifactStore, jobs: Arc<JobManager>, i: TrainC
             "a model named `{name}` already exists; choose another training_job_name or pass overwrite: true"
         )));
     }
-    let job = jobs.start(&name, "random_forest").map_err(TrainError::Invalid)?;
+    let job = jobs
+        .start(&name, "random_forest")
+        .map_err(TrainError::Invalid)?;
     let wait = i.wait;
     let span = tracing::info_span!("training_job", training_job_name = %name);
     let run = {
@@ -372,9 +442,24 @@ async fn train_classifier(store: ArtifactStore, jobs: Arc<JobManager>, i: TrainC
             let _enter = span.enter();
             let result = run_forest_job(&store, &job, &name, &i, params, &ctx).await;
             match &result {
-                Ok((metrics, uri)) => job.finish(JobStatus::Completed, metrics.clone(), Some(uri.clone()), None),
-                Err(TrainError::Cancelled(_)) => job.finish(JobStatus::Cancelled, serde_json::Value::Null, None, Some("cancelled".into())),
-                Err(e) => job.finish(JobStatus::Failed, serde_json::Value::Null, None, Some(e.to_string())),
+                Ok((metrics, uri)) => job.finish(
+                    JobStatus::Completed,
+                    metrics.clone(),
+                    Some(uri.clone()),
+                    None,
+                ),
+                Err(TrainError::Cancelled(_)) => job.finish(
+                    JobStatus::Cancelled,
+                    serde_json::Value::Null,
+                    None,
+                    Some("cancelled".into()),
+                ),
+                Err(e) => job.finish(
+                    JobStatus::Failed,
+                    serde_json::Value::Null,
+                    None,
+                    Some(e.to_string()),
+                ),
             }
             tracing::info!(status = ?job.snapshot().status, "training job ended");
             result
@@ -397,19 +482,35 @@ async fn run_forest_job(
     params: ForestParams,
     ctx: &ToolContext,
 ) -> Result<(serde_json::Value, String), TrainError> {
-    let prepared = prepare_supervised(store, &i.train_data_uri, i.target_column.as_deref(), i.pipeline_uri.as_deref(), TaskType::Classification).await?;
+    let prepared = prepare_supervised(
+        store,
+        &i.train_data_uri,
+        i.target_column.as_deref(),
+        i.pipeline_uri.as_deref(),
+        TaskType::Classification,
+    )
+    .await?;
     let pipeline = prepared.pipeline;
-    let spec = pipeline.target.clone().ok_or_else(|| TrainError::invalid("the pipeline has no target"))?;
+    let spec = pipeline
+        .target
+        .clone()
+        .ok_or_else(|| TrainError::invalid("the pipeline has no target"))?;
     let x = Matrix::from_frame(&prepared.frame, &pipeline.feature_names)?;
     let y = class_indices(&prepared.frame, &spec.name, &spec.classes)?;
     let present = y.iter().collect::<std::collections::HashSet<_>>().len();
     if present < 2 {
-        return Err(TrainError::invalid(format!("the training data holds only one class of `{}`; a classifier needs at least two", spec.name)));
+        return Err(TrainError::invalid(format!(
+            "the training data holds only one class of `{}`; a classifier needs at least two",
+            spec.name
+        )));
     }
     let validation = match &i.validation_data_uri {
         Some(uri) => {
             let df = mlops_data::prepared::load_model_input(store, uri, &pipeline).await?;
-            Some((Matrix::from_frame(&df, &pipeline.feature_names)?, class_indices(&df, &spec.name, &spec.classes)?))
+            Some((
+                Matrix::from_frame(&df, &pipeline.feature_names)?,
+                class_indices(&df, &spec.name, &spec.classes)?,
+            ))
         }
         None => None,
     };
@@ -420,9 +521,13 @@ async fn run_forest_job(
     let timed_out = Arc::new(AtomicBool::new(false));
     let fit_done = tokio_util::sync::CancellationToken::new();
     {
-        let (cancelled, timed_out, fit_done) = (cancelled.clone(), timed_out.clone(), fit_done.clone());
+        let (cancelled, timed_out, fit_done) =
+            (cancelled.clone(), timed_out.clone(), fit_done.clone());
         let (job_cancel, caller_cancel) = (job.cancel.clone(), i.wait.then(|| ctx.cancel.clone()));
-        let limit = i.max_runtime_seconds.map(Duration::from_secs).unwrap_or(Duration::MAX);
+        let limit = i
+            .max_runtime_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::MAX);
         tokio::spawn(async move {
             let caller = async {
                 match caller_cancel {
@@ -451,10 +556,15 @@ async fn run_forest_job(
                 p(done as f64, Some(total as f64), Some(message));
             }
         };
-        let hooks = FitHooks { cancelled: &flag, on_tree: &on_tree };
-        let (forest, oob) = Forest::fit(&x, Targets::Classes { y: &y, n_classes }, &params, &hooks).ok()?;
+        let hooks = FitHooks {
+            cancelled: &flag,
+            on_tree: &on_tree,
+        };
+        let (forest, oob) =
+            Forest::fit(&x, Targets::Classes { y: &y, n_classes }, &params, &hooks).ok()?;
         let train_accuracy = accuracy(&forest.predict_raw(&x), &y, n_classes);
-        let validation_accuracy = validation.map(|(vx, vy)| accuracy(&forest.predict_raw(&vx), &vy, n_classes));
+        let validation_accuracy =
+            validation.map(|(vx, vy)| accuracy(&forest.predict_raw(&vx), &vy, n_classes));
         Some((forest, oob, train_accuracy, validation_accuracy, params))
     })
     .await;
@@ -462,23 +572,38 @@ async fn run_forest_job(
     let fit = fit.map_err(|e| TrainError::Failed(format!("the training thread stopped: {e}")))?;
     let Some((forest, oob, train_accuracy, validation_accuracy, params)) = fit else {
         if timed_out.load(Ordering::Relaxed) {
-            return Err(TrainError::TimedOut { name: name.into(), seconds: i.max_runtime_seconds.unwrap_or(0) });
+            return Err(TrainError::TimedOut {
+                name: name.into(),
+                seconds: i.max_runtime_seconds.unwrap_or(0),
+            });
         }
         return Err(TrainError::Cancelled(name.into()));
     };
     for (step, score) in &oob {
         job.push_metric(*step, "oob_accuracy", *score);
     }
-    let mut importances: Vec<(String, f64)> = pipeline.feature_names.iter().cloned().zip(forest.feature_importances.iter().copied()).collect();
+    let mut importances: Vec<(String, f64)> = pipeline
+        .feature_names
+        .iter()
+        .cloned()
+        .zip(forest.feature_importances.iter().copied())
+        .collect();
     importances.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let mut metrics = json!({ "train_accuracy": train_accuracy, "train_rows": prepared.frame.height() });
+    let mut metrics =
+        json!({ "train_accuracy": train_accuracy, "train_rows": prepared.frame.height() });
     if let Some((_, score)) = oob.last() {
         metrics["oob_accuracy"] = json!(score);
     }
     if let Some(v) = validation_accuracy {
         metrics["validation_accuracy"] = json!(v);
     }
-    metrics["feature_importances"] = json!(importances.iter().take(20).map(|(f, v)| json!({"feature": f, "importance": v})).collect::<Vec<_>>());
+    metrics["feature_importances"] = json!(
+        importances
+            .iter()
+            .take(20)
+            .map(|(f, v)| json!({"feature": f, "importance": v}))
+            .collect::<Vec<_>>()
+    );
 
     let manifest = ModelManifest {
         format_version: 0,
@@ -499,35 +624,51 @@ async fn run_forest_job(
             "seed": params.seed,
         }),
         metrics: metrics.clone(),
-        pipeline: Some(serde_json::to_value(&pipeline).map_err(|e| TrainError::Failed(e.to_string()))?),
+        pipeline: Some(
+            serde_json::to_value(&pipeline).map_err(|e| TrainError::Failed(e.to_string()))?,
+        ),
         training_data_uri: Some(prepared.data_uri.clone()),
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         blobs: Default::default(),
     };
     let mut artifact = TrainedModel::RandomForest(forest).to_artifact(manifest)?;
     let saved = artifact.save(store).await?;
-    Ok((metrics, saved.uri().trim_end_matches("/manifest.json").to_string()))
+    Ok((
+        metrics,
+        saved.uri().trim_end_matches("/manifest.json").to_string(),
+    ))
 }
 
 /// Share of rows whose most probable class is the true one.
 pub fn accuracy(proba: &[f64], y: &[u32], k: usize) -> f64 {
-    let correct = y.iter().enumerate().filter(|(r, c)| argmax(&proba[r * k..(r + 1) * k]) == **c as usize).count();
+    let correct = y
+        .iter()
+        .enumerate()
+        .filter(|(r, c)| argmax(&proba[r * k..(r + 1) * k]) == **c as usize)
+        .count();
     correct as f64 / y.len().max(1) as f64
 }
 
 /// A job's report: live from this process, or from the saved model after a restart.
-async fn training_metrics(store: &ArtifactStore, jobs: &JobManager, name: &str) -> Result<JobReport, TrainError> {
+async fn training_metrics(
+    store: &ArtifactStore,
+    jobs: &JobManager,
+    name: &str,
+) -> Result<JobReport, TrainError> {
     check_job_name(name)?;
     if let Some(job) = jobs.get(name) {
         return Ok(JobReport(job.snapshot()));
     }
-    let (r, manifest) = match ModelArtifact::load_manifest(store, &ModelArtifact::folder_key(name)).await {
-        Ok(found) => found,
-        Err(mlops_core::StoreError::NotFound { .. }) => {
-            return Err(TrainError::invalid(format!("no training job or model named `{name}`")));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (r, manifest) =
+        match ModelArtifact::load_manifest(store, &ModelArtifact::folder_key(name)).await {
+            Ok(found) => found,
+            Err(mlops_core::StoreError::NotFound { .. }) => {
+                return Err(TrainError::invalid(format!(
+                    "no training job or model named `{name}`"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
     Ok(JobReport(JobSnapshot {
         training_job_name: name.into(),
         algorithm: manifest.algorithm,

@@ -38,7 +38,9 @@ impl From<TrainError> for ToolError {
             TrainError::Store(s) => s.into(),
             TrainError::Invalid(m) => ToolError::Validation(m),
             e @ TrainError::Cancelled(_) => ToolError::Cancelled(e.to_string()),
-            e @ (TrainError::TimedOut { .. } | TrainError::Failed(_)) => ToolError::Execution(e.to_string()),
+            e @ (TrainError::TimedOut { .. } | TrainError::Failed(_)) => {
+                ToolError::Execution(e.to_string())
+            }
         }
     }
 }

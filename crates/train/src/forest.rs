@@ -36,7 +36,10 @@ impl Binned {
             .map(|f| {
                 let col = x.column(f);
                 let edges = bin_edges(col, max_bins);
-                let bins = col.iter().map(|v| edges.partition_point(|e| e < v) as u8).collect();
+                let bins = col
+                    .iter()
+                    .map(|v| edges.partition_point(|e| e < v) as u8)
+                    .collect();
                 (edges, bins)
             })
             .collect();
@@ -46,7 +49,11 @@ impl Binned {
             edges.push(e);
             bins.extend_from_slice(&b);
         }
-        Self { rows: x.rows, bins, edges }
+        Self {
+            rows: x.rows,
+            bins,
+            edges,
+        }
     }
 
     fn column(&self, f: usize) -> &[u8] {
@@ -60,9 +67,14 @@ fn bin_edges(col: &[f64], max_bins: usize) -> Vec<f64> {
     sample.sort_by(f64::total_cmp);
     sample.dedup();
     if sample.len() <= max_bins {
-        return sample.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect();
+        return sample
+            .windows(2)
+            .map(|w| w[0] + (w[1] - w[0]) / 2.0)
+            .collect();
     }
-    let mut edges: Vec<f64> = (1..max_bins).map(|k| sample[k * (sample.len() - 1) / max_bins]).collect();
+    let mut edges: Vec<f64> = (1..max_bins)
+        .map(|k| sample[k * (sample.len() - 1) / max_bins])
+        .collect();
     edges.dedup();
     edges
 }
@@ -182,13 +194,22 @@ pub struct Cancelled;
 
 impl Forest {
     /// Grows the forest. Returns it with its out-of-bag history (empty without bootstrap).
-    pub fn fit(x: &Matrix, targets: Targets<'_>, params: &ForestParams, hooks: &FitHooks<'_>) -> Result<(Self, OobHistory), Cancelled> {
+    pub fn fit(
+        x: &Matrix,
+        targets: Targets<'_>,
+        params: &ForestParams,
+        hooks: &FitHooks<'_>,
+    ) -> Result<(Self, OobHistory), Cancelled> {
         let binned = Binned::new(x, params.max_bins);
         let done = AtomicUsize::new(0);
         let grown: Vec<(Tree, Vec<f64>, Option<Vec<bool>>)> = (0..params.n_estimators)
             .into_par_iter()
             .map(|t| {
-                let mut rng = ChaCha8Rng::seed_from_u64(params.seed.wrapping_add((t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                let mut rng = ChaCha8Rng::seed_from_u64(
+                    params
+                        .seed
+                        .wrapping_add((t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                );
                 let (mut sample, in_bag) = if params.bootstrap {
                     let mut in_bag = vec![false; x.rows];
                     let sample: Vec<u32> = (0..x.rows)
@@ -203,9 +224,17 @@ impl Forest {
                     ((0..x.rows as u32).collect(), None)
                 };
                 let mut importance = vec![0.0; x.cols];
-                let tree = TreeBuilder { binned: &binned, targets, params, cancelled: hooks.cancelled }
-                    .build(&mut sample, &mut rng, &mut importance)?;
-                (hooks.on_tree)(done.fetch_add(1, Ordering::Relaxed) + 1, params.n_estimators);
+                let tree = TreeBuilder {
+                    binned: &binned,
+                    targets,
+                    params,
+                    cancelled: hooks.cancelled,
+                }
+                .build(&mut sample, &mut rng, &mut importance)?;
+                (hooks.on_tree)(
+                    done.fetch_add(1, Ordering::Relaxed) + 1,
+                    params.n_estimators,
+                );
                 Ok((tree, importance, in_bag))
             })
             .collect::<Result<_, Cancelled>>()?;
@@ -232,11 +261,20 @@ impl Forest {
             forest.trees.push(tree);
             bags.push(bag);
         }
-        let history = if params.bootstrap { forest.oob_history(x, targets, &bags) } else { Vec::new() };
+        let history = if params.bootstrap {
+            forest.oob_history(x, targets, &bags)
+        } else {
+            Vec::new()
+        };
         Ok((forest, history))
     }
 
-    fn oob_history(&self, x: &Matrix, targets: Targets<'_>, bags: &[Option<Vec<bool>>]) -> OobHistory {
+    fn oob_history(
+        &self,
+        x: &Matrix,
+        targets: Targets<'_>,
+        bags: &[Option<Vec<bool>>],
+    ) -> OobHistory {
         let k = self.outputs;
         let mut sums = vec![0.0; x.rows * k];
         let mut votes = vec![0u32; x.rows];
@@ -246,15 +284,18 @@ impl Forest {
             let Some(bag) = bag else { continue };
             for row in (0..x.rows).filter(|&r| !bag[r]) {
                 let leaf = tree.leaf(x, row);
-                for (s, v) in sums[row * k..(row + 1) * k].iter_mut().zip(&tree.values[leaf * k..(leaf + 1) * k]) {
+                for (s, v) in sums[row * k..(row + 1) * k]
+                    .iter_mut()
+                    .zip(&tree.values[leaf * k..(leaf + 1) * k])
+                {
                     *s += v;
                 }
                 votes[row] += 1;
             }
-            if (t + 1) % every == 0 || t + 1 == self.trees.len() {
-                if let Some(score) = oob_score(&sums, &votes, k, targets) {
-                    history.push((t + 1, score));
-                }
+            if ((t + 1) % every == 0 || t + 1 == self.trees.len())
+                && let Some(score) = oob_score(&sums, &votes, k, targets)
+            {
+                history.push((t + 1, score));
             }
         }
         history
@@ -265,18 +306,23 @@ impl Forest {
         let k = self.outputs;
         let mut out = vec![0.0; x.rows * k];
         let scale = 1.0 / self.trees.len().max(1) as f64;
-        out.par_chunks_mut(k * 256).enumerate().for_each(|(chunk, block)| {
-            for (i, row_out) in block.chunks_mut(k).enumerate() {
-                let row = chunk * 256 + i;
-                for tree in &self.trees {
-                    let leaf = tree.leaf(x, row);
-                    for (o, v) in row_out.iter_mut().zip(&tree.values[leaf * k..(leaf + 1) * k]) {
-                        *o += v;
+        out.par_chunks_mut(k * 256)
+            .enumerate()
+            .for_each(|(chunk, block)| {
+                for (i, row_out) in block.chunks_mut(k).enumerate() {
+                    let row = chunk * 256 + i;
+                    for tree in &self.trees {
+                        let leaf = tree.leaf(x, row);
+                        for (o, v) in row_out
+                            .iter_mut()
+                            .zip(&tree.values[leaf * k..(leaf + 1) * k])
+                        {
+                            *o += v;
+                        }
                     }
+                    row_out.iter_mut().for_each(|o| *o *= scale);
                 }
-                row_out.iter_mut().for_each(|o| *o *= scale);
-            }
-        });
+            });
         out
     }
 }
@@ -288,21 +334,33 @@ fn oob_score(sums: &[f64], votes: &[u32], k: usize, targets: Targets<'_>) -> Opt
     }
     match targets {
         Targets::Classes { y, .. } => {
-            let correct = rows.iter().filter(|&&r| argmax(&sums[r * k..(r + 1) * k]) == y[r] as usize).count();
+            let correct = rows
+                .iter()
+                .filter(|&&r| argmax(&sums[r * k..(r + 1) * k]) == y[r] as usize)
+                .count();
             Some(correct as f64 / rows.len() as f64)
         }
         Targets::Values(y) => {
             let mean = rows.iter().map(|&r| y[r]).sum::<f64>() / rows.len() as f64;
-            let ss_res: f64 = rows.iter().map(|&r| (y[r] - sums[r] / votes[r] as f64).powi(2)).sum();
+            let ss_res: f64 = rows
+                .iter()
+                .map(|&r| (y[r] - sums[r] / votes[r] as f64).powi(2))
+                .sum();
             let ss_tot: f64 = rows.iter().map(|&r| (y[r] - mean).powi(2)).sum();
-            Some(if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { 0.0 })
+            Some(if ss_tot > 0.0 {
+                1.0 - ss_res / ss_tot
+            } else {
+                0.0
+            })
         }
     }
 }
 
 /// Index of the largest value (the first on ties).
 pub fn argmax(v: &[f64]) -> usize {
-    v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
+    v.iter()
+        .enumerate()
+        .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
 struct TreeBuilder<'a> {
@@ -319,9 +377,20 @@ struct Split {
 }
 
 impl TreeBuilder<'_> {
-    fn build(&self, sample: &mut [u32], rng: &mut ChaCha8Rng, importance: &mut [f64]) -> Result<Tree, Cancelled> {
+    fn build(
+        &self,
+        sample: &mut [u32],
+        rng: &mut ChaCha8Rng,
+        importance: &mut [f64],
+    ) -> Result<Tree, Cancelled> {
         let k = self.targets.outputs();
-        let mut tree = Tree { feature: vec![LEAF], threshold: vec![0.0], left: vec![0], right: vec![0], values: Vec::new() };
+        let mut tree = Tree {
+            feature: vec![LEAF],
+            threshold: vec![0.0],
+            left: vec![0],
+            right: vec![0],
+            values: Vec::new(),
+        };
         let mut features: Vec<usize> = (0..self.binned.edges.len()).collect();
         let mtry = self.params.max_features.count(features.len());
         let max_depth = self.params.max_depth.unwrap_or(usize::MAX);
@@ -349,7 +418,8 @@ impl TreeBuilder<'_> {
                 Some(s) => {
                     importance[s.feature] += s.gain;
                     let col = self.binned.column(s.feature);
-                    let mid = start + partition(&mut sample[start..end], |&i| col[i as usize] <= s.bin);
+                    let mid =
+                        start + partition(&mut sample[start..end], |&i| col[i as usize] <= s.bin);
                     let (l, r) = (tree.feature.len(), tree.feature.len() + 1);
                     for _ in 0..2 {
                         tree.feature.push(LEAF);
@@ -367,7 +437,9 @@ impl TreeBuilder<'_> {
                 None => {
                     tree.left[node] = (tree.values.len() / k) as u32;
                     match self.targets {
-                        Targets::Classes { .. } => tree.values.extend(stats[..k].iter().map(|c| c / n as f64)),
+                        Targets::Classes { .. } => {
+                            tree.values.extend(stats[..k].iter().map(|c| c / n as f64))
+                        }
                         Targets::Values(_) => tree.values.push(stats[0] / n as f64),
                     }
                 }
@@ -380,7 +452,9 @@ impl TreeBuilder<'_> {
     fn node_stats(&self, rows: &[u32], stats: &mut [f64]) {
         stats.iter_mut().for_each(|s| *s = 0.0);
         match self.targets {
-            Targets::Classes { y, .. } => rows.iter().for_each(|&i| stats[y[i as usize] as usize] += 1.0),
+            Targets::Classes { y, .. } => rows
+                .iter()
+                .for_each(|&i| stats[y[i as usize] as usize] += 1.0),
             Targets::Values(y) => rows.iter().for_each(|&i| {
                 let v = y[i as usize];
                 stats[0] += v;
@@ -391,13 +465,19 @@ impl TreeBuilder<'_> {
 
     fn is_pure(&self, stats: &[f64], n: usize) -> bool {
         match self.targets {
-            Targets::Classes { n_classes, .. } => stats[..n_classes].iter().any(|&c| c == n as f64),
+            Targets::Classes { n_classes, .. } => stats[..n_classes].contains(&(n as f64)),
             Targets::Values(_) => stats[1] - stats[0] * stats[0] / n as f64 <= 1e-12 * n as f64,
         }
     }
 
     /// The split with the largest impurity decrease among `features`, if any decreases it.
-    fn best_split(&self, rows: &[u32], features: &[usize], parent: &[f64], hist: &mut Vec<f64>) -> Option<Split> {
+    fn best_split(
+        &self,
+        rows: &[u32],
+        features: &[usize],
+        parent: &[f64],
+        hist: &mut Vec<f64>,
+    ) -> Option<Split> {
         let min_leaf = self.params.min_samples_leaf as f64;
         let n = rows.len() as f64;
         let mut best: Option<Split> = None;
@@ -438,7 +518,11 @@ impl TreeBuilder<'_> {
                         }
                         let gain = sl / n_left + sr / n_right - parent_score;
                         if gain > 1e-12 && best.as_ref().is_none_or(|s| gain > s.gain) {
-                            best = Some(Split { feature: f, bin: b as u8, gain });
+                            best = Some(Split {
+                                feature: f,
+                                bin: b as u8,
+                                gain,
+                            });
                         }
                     }
                 }
@@ -470,9 +554,14 @@ impl TreeBuilder<'_> {
                             break;
                         }
                         let s_right = parent[0] - s_left;
-                        let gain = s_left * s_left / n_left + s_right * s_right / n_right - parent_score;
+                        let gain =
+                            s_left * s_left / n_left + s_right * s_right / n_right - parent_score;
                         if gain > 1e-12 * n && best.as_ref().is_none_or(|s| gain > s.gain) {
-                            best = Some(Split { feature: f, bin: b as u8, gain });
+                            best = Some(Split {
+                                feature: f,
+                                bin: b as u8,
+                                gain,
+                            });
                         }
                     }
                 }
@@ -499,7 +588,16 @@ mod tests {
     use super::*;
 
     fn params(n: usize) -> ForestParams {
-        ForestParams { n_estimators: n, max_depth: Some(8), min_samples_split: 2, min_samples_leaf: 1, max_features: MaxFeatures::Sqrt, bootstrap: true, max_bins: 256, seed: 1 }
+        ForestParams {
+            n_estimators: n,
+            max_depth: Some(8),
+            min_samples_split: 2,
+            min_samples_leaf: 1,
+            max_features: MaxFeatures::Sqrt,
+            bootstrap: true,
+            max_bins: 256,
+            seed: 1,
+        }
     }
 
     fn no_hooks() -> (AtomicBool, impl Fn(usize, usize) + Sync) {
@@ -512,9 +610,20 @@ mod tests {
         let x0: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
         let x1: Vec<f64> = (0..n).map(|_| rng.random_range(-1.5..1.5)).collect();
         let noise: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let y = x0.iter().zip(&x1).map(|(a, b)| u32::from(*b > (3.0 * a).sin())).collect();
+        let y = x0
+            .iter()
+            .zip(&x1)
+            .map(|(a, b)| u32::from(*b > (3.0 * a).sin()))
+            .collect();
         let data = [x0, x1, noise].concat();
-        (Matrix { rows: n, cols: 3, data }, y)
+        (
+            Matrix {
+                rows: n,
+                cols: 3,
+                data,
+            },
+            y,
+        )
     }
 
     #[test]
@@ -522,13 +631,31 @@ mod tests {
         let (x, y) = wavy(3000, 1);
         let (tx, ty) = wavy(1000, 2);
         let (cancel, on_tree) = no_hooks();
-        let hooks = FitHooks { cancelled: &cancel, on_tree: &on_tree };
-        let (forest, oob) = Forest::fit(&x, Targets::Classes { y: &y, n_classes: 2 }, &params(30), &hooks).unwrap();
+        let hooks = FitHooks {
+            cancelled: &cancel,
+            on_tree: &on_tree,
+        };
+        let (forest, oob) = Forest::fit(
+            &x,
+            Targets::Classes {
+                y: &y,
+                n_classes: 2,
+            },
+            &params(30),
+            &hooks,
+        )
+        .unwrap();
         let proba = forest.predict_raw(&tx);
-        let acc = (0..tx.rows).filter(|&r| argmax(&proba[r * 2..r * 2 + 2]) == ty[r] as usize).count() as f64 / tx.rows as f64;
+        let acc = (0..tx.rows)
+            .filter(|&r| argmax(&proba[r * 2..r * 2 + 2]) == ty[r] as usize)
+            .count() as f64
+            / tx.rows as f64;
         assert!(acc > 0.93, "accuracy {acc}");
         assert!(oob.last().unwrap().1 > 0.9, "{oob:?}");
-        assert!(forest.feature_importances[2] < forest.feature_importances[0], "noise must matter least");
+        assert!(
+            forest.feature_importances[2] < forest.feature_importances[0],
+            "noise must matter least"
+        );
         assert!((forest.feature_importances.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     }
 
@@ -536,12 +663,24 @@ mod tests {
     fn same_seed_same_forest_whatever_the_threads() {
         let (x, y) = wavy(500, 3);
         let (cancel, on_tree) = no_hooks();
-        let hooks = FitHooks { cancelled: &cancel, on_tree: &on_tree };
-        let t = Targets::Classes { y: &y, n_classes: 2 };
+        let hooks = FitHooks {
+            cancelled: &cancel,
+            on_tree: &on_tree,
+        };
+        let t = Targets::Classes {
+            y: &y,
+            n_classes: 2,
+        };
         let a = Forest::fit(&x, t, &params(8), &hooks).unwrap().0;
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let b = pool.install(|| Forest::fit(&x, t, &params(8), &hooks).unwrap().0);
-        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
     }
 
     #[test]
@@ -550,13 +689,27 @@ mod tests {
         let n = 2000;
         let x0: Vec<f64> = (0..n).map(|_| rng.random_range(-3.0..3.0)).collect();
         let y: Vec<f64> = x0.iter().map(|v| v.sin() * 2.0).collect();
-        let x = Matrix { rows: n, cols: 1, data: x0 };
+        let x = Matrix {
+            rows: n,
+            cols: 1,
+            data: x0,
+        };
         let (cancel, on_tree) = no_hooks();
-        let hooks = FitHooks { cancelled: &cancel, on_tree: &on_tree };
-        let p = ForestParams { max_features: MaxFeatures::All, ..params(20) };
+        let hooks = FitHooks {
+            cancelled: &cancel,
+            on_tree: &on_tree,
+        };
+        let p = ForestParams {
+            max_features: MaxFeatures::All,
+            ..params(20)
+        };
         let (forest, oob) = Forest::fit(&x, Targets::Values(&y), &p, &hooks).unwrap();
         assert!(oob.last().unwrap().1 > 0.98, "{oob:?}");
-        let pred = forest.predict_raw(&Matrix { rows: 1, cols: 1, data: vec![1.0] });
+        let pred = forest.predict_raw(&Matrix {
+            rows: 1,
+            cols: 1,
+            data: vec![1.0],
+        });
         assert!((pred[0] - 2.0 * 1.0f64.sin()).abs() < 0.1, "{pred:?}");
     }
 
@@ -564,7 +717,21 @@ mod tests {
     fn cancellation_stops_the_fit() {
         let (x, y) = wavy(500, 3);
         let cancel = AtomicBool::new(true);
-        let hooks = FitHooks { cancelled: &cancel, on_tree: &|_, _| {} };
-        assert!(Forest::fit(&x, Targets::Classes { y: &y, n_classes: 2 }, &params(4), &hooks).is_err());
+        let hooks = FitHooks {
+            cancelled: &cancel,
+            on_tree: &|_, _| {},
+        };
+        assert!(
+            Forest::fit(
+                &x,
+                Targets::Classes {
+                    y: &y,
+                    n_classes: 2
+                },
+                &params(4),
+                &hooks
+            )
+            .is_err()
+        );
     }
 }

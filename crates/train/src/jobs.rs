@@ -69,11 +69,21 @@ impl Job {
     }
 
     pub fn push_metric(&self, step: usize, metric: &str, value: f64) {
-        self.lock().metrics_history.push(MetricPoint { step, metric: metric.into(), value });
+        self.lock().metrics_history.push(MetricPoint {
+            step,
+            metric: metric.into(),
+            value,
+        });
     }
 
     /// Records the end of the job.
-    pub fn finish(&self, status: JobStatus, metrics: serde_json::Value, model_uri: Option<String>, error: Option<String>) {
+    pub fn finish(
+        &self,
+        status: JobStatus,
+        metrics: serde_json::Value,
+        model_uri: Option<String>,
+        error: Option<String>,
+    ) {
         let mut s = self.lock();
         s.status = status;
         if status == JobStatus::Completed {
@@ -105,10 +115,12 @@ impl JobManager {
     /// Registers a new running job; fails if a job of that name is still running.
     pub fn start(&self, name: &str, algorithm: &str) -> Result<Arc<Job>, String> {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = jobs.get(name) {
-            if existing.snapshot().status == JobStatus::Running {
-                return Err(format!("training job `{name}` is already running; choose another training_job_name or cancel it first"));
-            }
+        if let Some(existing) = jobs.get(name)
+            && existing.snapshot().status == JobStatus::Running
+        {
+            return Err(format!(
+                "training job `{name}` is already running; choose another training_job_name or cancel it first"
+            ));
         }
         let job = Arc::new(Job {
             cancel: CancellationToken::new(),
@@ -133,6 +145,10 @@ impl JobManager {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Job>> {
-        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 }

@@ -27,7 +27,9 @@ impl Matrix {
         let rows = df.height();
         let mut data = Vec::with_capacity(rows * names.len());
         for name in names {
-            let c = df.column(name).map_err(|_| TrainError::invalid(format!("the data has no feature column `{name}`")))?;
+            let c = df.column(name).map_err(|_| {
+                TrainError::invalid(format!("the data has no feature column `{name}`"))
+            })?;
             let s = c.as_materialized_series().cast(&DataType::Float64)?;
             let ca = s.f64()?;
             let before = data.len();
@@ -38,33 +40,56 @@ impl Matrix {
                 )));
             }
         }
-        Ok(Self { rows, cols: names.len(), data })
+        Ok(Self {
+            rows,
+            cols: names.len(),
+            data,
+        })
     }
 }
 
 /// Class indices of a label column, given the class list (labels compare as text).
-pub fn class_indices(df: &DataFrame, target: &str, classes: &[String]) -> Result<Vec<u32>, TrainError> {
-    let c = df.column(target).map_err(|_| TrainError::invalid(format!("the data has no target column `{target}`")))?;
+pub fn class_indices(
+    df: &DataFrame,
+    target: &str,
+    classes: &[String],
+) -> Result<Vec<u32>, TrainError> {
+    let c = df
+        .column(target)
+        .map_err(|_| TrainError::invalid(format!("the data has no target column `{target}`")))?;
     let s = c.as_materialized_series().cast(&DataType::String)?;
-    let lookup: std::collections::HashMap<&str, u32> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
+    let lookup: std::collections::HashMap<&str, u32> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i as u32))
+        .collect();
     s.str()?
         .iter()
         .map(|v| match v {
             Some(v) => lookup.get(v).copied().ok_or_else(|| {
-                TrainError::invalid(format!("label `{v}` in `{target}` is not one of the model's classes ({})", classes.join(", ")))
+                TrainError::invalid(format!(
+                    "label `{v}` in `{target}` is not one of the model's classes ({})",
+                    classes.join(", ")
+                ))
             }),
-            None => Err(TrainError::invalid(format!("the target column `{target}` has missing values"))),
+            None => Err(TrainError::invalid(format!(
+                "the target column `{target}` has missing values"
+            ))),
         })
         .collect()
 }
 
 /// Numeric targets (regression).
 pub fn numeric_target(df: &DataFrame, target: &str) -> Result<Vec<f64>, TrainError> {
-    let c = df.column(target).map_err(|_| TrainError::invalid(format!("the data has no target column `{target}`")))?;
+    let c = df
+        .column(target)
+        .map_err(|_| TrainError::invalid(format!("the data has no target column `{target}`")))?;
     let s = c.as_materialized_series().cast(&DataType::Float64)?;
     let v: Vec<f64> = s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
     if v.iter().any(|x| !x.is_finite()) {
-        return Err(TrainError::invalid(format!("the target column `{target}` has missing or non-numeric values")));
+        return Err(TrainError::invalid(format!(
+            "the target column `{target}` has missing or non-numeric values"
+        )));
     }
     Ok(v)
 }

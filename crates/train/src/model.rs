@@ -33,8 +33,12 @@ impl TrainedModel {
     pub fn to_artifact(&self, manifest: ModelManifest) -> Result<ModelArtifact, TrainError> {
         match self {
             TrainedModel::RandomForest(f) => {
-                let json = serde_json::to_vec(f).map_err(|e| TrainError::Failed(format!("could not encode the forest: {e}")))?;
-                Ok(ModelArtifact::new(manifest, vec![(FOREST_BLOB, "application/json", Bytes::from(json))]))
+                let json = serde_json::to_vec(f)
+                    .map_err(|e| TrainError::Failed(format!("could not encode the forest: {e}")))?;
+                Ok(ModelArtifact::new(
+                    manifest,
+                    vec![(FOREST_BLOB, "application/json", Bytes::from(json))],
+                ))
             }
         }
     }
@@ -43,21 +47,32 @@ impl TrainedModel {
     pub fn from_artifact(a: &ModelArtifact) -> Result<Self, TrainError> {
         let model = match a.manifest.algorithm.as_str() {
             "random_forest" => {
-                let forest: Forest = serde_json::from_slice(a.blob(FOREST_BLOB)?)
-                    .map_err(|e| TrainError::invalid(format!("the model's forest blob is not valid: {e}")))?;
+                let forest: Forest = serde_json::from_slice(a.blob(FOREST_BLOB)?).map_err(|e| {
+                    TrainError::invalid(format!("the model's forest blob is not valid: {e}"))
+                })?;
                 TrainedModel::RandomForest(forest)
             }
-            other => return Err(TrainError::invalid(format!("this server cannot load `{other}` models"))),
+            other => {
+                return Err(TrainError::invalid(format!(
+                    "this server cannot load `{other}` models"
+                )));
+            }
         };
         if model.n_features() != a.manifest.feature_names.len() {
-            return Err(TrainError::invalid("the model's manifest and weights disagree on the number of features"));
+            return Err(TrainError::invalid(
+                "the model's manifest and weights disagree on the number of features",
+            ));
         }
         Ok(model)
     }
 
     fn check_width(&self, x: &Matrix) -> Result<(), TrainError> {
         if x.cols != self.n_features() {
-            return Err(TrainError::invalid(format!("the model expects {} features, the data has {}", self.n_features(), x.cols)));
+            return Err(TrainError::invalid(format!(
+                "the model expects {} features, the data has {}",
+                self.n_features(),
+                x.cols
+            )));
         }
         Ok(())
     }

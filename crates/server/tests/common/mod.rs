@@ -34,12 +34,17 @@ impl Server {
     /// Starts another server process on an existing home folder.
     pub async fn connect(home: &Path) -> RunningService<RoleClient, ()> {
         let home = home.to_path_buf();
-        let (transport, _) = TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|cmd| {
-            cmd.arg("serve").env_clear().env("MLOPS_HOME", &home).env("LOG_LEVEL", "WARN").env("PATH", std::env::var("PATH").unwrap_or_default());
-        }))
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        let (transport, _) =
+            TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|cmd| {
+                cmd.arg("serve")
+                    .env_clear()
+                    .env("MLOPS_HOME", &home)
+                    .env("LOG_LEVEL", "WARN")
+                    .env("PATH", std::env::var("PATH").unwrap_or_default());
+            }))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
         ().serve(transport).await.unwrap()
     }
 
@@ -63,7 +68,14 @@ impl Server {
     /// Writes a sample data set under the home folder.
     pub fn generate(&self, kind: &str, rows: usize, rel: &str) {
         let status = std::process::Command::new(BIN)
-            .args(["datasets", "generate", kind, "--rows", &rows.to_string(), "--out"])
+            .args([
+                "datasets",
+                "generate",
+                kind,
+                "--rows",
+                &rows.to_string(),
+                "--out",
+            ])
             .arg(self.path(rel))
             .env("LOG_LEVEL", "WARN")
             .status()
@@ -73,10 +85,24 @@ impl Server {
 }
 
 pub async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> Reply {
-    let Value::Object(arguments) = args else { panic!("arguments must be an object") };
-    let r: CallToolResult = client.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments)).await.unwrap();
-    let text = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n");
-    Reply { is_error: r.is_error == Some(true), text, structured: r.structured_content.unwrap_or(Value::Null) }
+    let Value::Object(arguments) = args else {
+        panic!("arguments must be an object")
+    };
+    let r: CallToolResult = client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
+        .await
+        .unwrap();
+    let text = r
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Reply {
+        is_error: r.is_error == Some(true),
+        text,
+        structured: r.structured_content.unwrap_or(Value::Null),
+    }
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
