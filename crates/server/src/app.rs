@@ -33,7 +33,7 @@ impl App {
             DataCapability::new(store.clone()),
             TrainingCapability::new(store.clone(), jobs),
             EvaluationCapability::new(store.clone()),
-            RegistryCapability::new(registry, store.clone()),
+            RegistryCapability::new(Arc::new(registry), store.clone()),
         ];
         let router = ToolRouter::new(&capabilities)?;
         Ok(Self {

@@ -560,17 +560,26 @@ async fn run_forest_job(
             cancelled: &flag,
             on_tree: &on_tree,
         };
+        let started = std::time::Instant::now();
         let (forest, oob) =
             Forest::fit(&x, Targets::Classes { y: &y, n_classes }, &params, &hooks).ok()?;
+        let fit_seconds = started.elapsed().as_secs_f64();
         let train_accuracy = accuracy(&forest.predict_raw(&x), &y, n_classes);
         let validation_accuracy =
             validation.map(|(vx, vy)| accuracy(&forest.predict_raw(&vx), &vy, n_classes));
-        Some((forest, oob, train_accuracy, validation_accuracy, params))
+        Some((
+            forest,
+            oob,
+            fit_seconds,
+            train_accuracy,
+            validation_accuracy,
+            params,
+        ))
     })
     .await;
     fit_done.cancel();
     let fit = fit.map_err(|e| TrainError::Failed(format!("the training thread stopped: {e}")))?;
-    let Some((forest, oob, train_accuracy, validation_accuracy, params)) = fit else {
+    let Some((forest, oob, fit_seconds, train_accuracy, validation_accuracy, params)) = fit else {
         if timed_out.load(Ordering::Relaxed) {
             return Err(TrainError::TimedOut {
                 name: name.into(),
@@ -589,8 +598,7 @@ async fn run_forest_job(
         .zip(forest.feature_importances.iter().copied())
         .collect();
     importances.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let mut metrics =
-        json!({ "train_accuracy": train_accuracy, "train_rows": prepared.frame.height() });
+    let mut metrics = json!({ "train_accuracy": train_accuracy, "train_rows": prepared.frame.height(), "fit_seconds": fit_seconds });
     if let Some((_, score)) = oob.last() {
         metrics["oob_accuracy"] = json!(score);
     }

@@ -1,3 +1,5 @@
+#![allow(dead_code)] // Each test binary uses a different part of these helpers.
+
 //! Helpers for tests that run the real `mlops-mcp` binary and talk MCP to it over stdio.
 
 use std::path::{Path, PathBuf};
