@@ -26,6 +26,9 @@ pub struct Config {
     pub cloudwatch_log_group: Option<String>,
     pub cloudwatch_log_stream: Option<String>,
     pub sagemaker_role_arn: Option<String>,
+    /// Publish each tool's output schema in `tools/list`. Off by default: the schemas double the
+    /// list's size (and a model's context) while clients read the structured content either way.
+    pub tool_output_schemas: bool,
 }
 
 /// A configuration problem found at start-up.
@@ -85,6 +88,10 @@ impl Config {
             cloudwatch_log_group: get("CLOUDWATCH_LOG_GROUP"),
             cloudwatch_log_stream: get("CLOUDWATCH_LOG_STREAM"),
             sagemaker_role_arn: get("SAGEMAKER_ROLE_ARN"),
+            tool_output_schemas: matches!(
+                get("MLOPS_TOOL_OUTPUT_SCHEMAS").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
         })
     }
 }

@@ -168,15 +168,15 @@ impl SqlRegistry {
                     if sqlite {
                         // WAL lets readers run beside the writer; NORMAL sync is durable in WAL mode
                         // except against power loss, and keeps registrations fast.
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000")
-                            .execute(&mut *conn)
-                            .await?;
+                        // Name patterns match case-sensitively, as on PostgreSQL.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA busy_timeout = 10000",
+                            "PRAGMA case_sensitive_like = ON",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
                     }
                     Ok(())
                 })
@@ -743,8 +743,13 @@ impl Registry for SqlRegistry {
 
     async fn search(&self, q: &SearchQuery) -> Result<(Vec<ModelVersion>, i64), RegistryError> {
         let mut filter = SqlFilter::default();
-        if let Some(p) = &q.name_pattern {
-            filter.clause("v.name LIKE {} ESCAPE '\\'", Bind::Text(glob_to_like(p)));
+        match &q.name_pattern {
+            // No wildcard: an exact match, which uses the primary key.
+            Some(p) if !p.contains(['*', '?']) => {
+                filter.clause("v.name = {}", Bind::Text(p.clone()))
+            }
+            Some(p) => filter.clause("v.name LIKE {} ESCAPE '\\'", Bind::Text(glob_to_like(p))),
+            None => {}
         }
         if let Some(s) = q.stage {
             filter.clause("v.stage = {}", Bind::Text(s.as_str().into()));
@@ -755,7 +760,8 @@ impl Registry for SqlRegistry {
         for (tag, value) in &q.tags {
             let t = filter.bind(Bind::Text(tag.clone()));
             let v = filter.bind(Bind::Text(value.clone()));
-            filter.raw(format!("EXISTS (SELECT 1 FROM model_version_tags t WHERE t.name = v.name AND t.version = v.version AND t.tag = {t} AND t.value = {v})"));
+            // Driven from the (tag, value) index: the few matching versions, not every version.
+            filter.raw(format!("(v.name, v.version) IN (SELECT t.name, t.version FROM model_version_tags t WHERE t.tag = {t} AND t.value = {v})"));
         }
         if let Some(MetricRange { name, min, max }) = &q.metric {
             let m = filter.bind(Bind::Text(name.clone()));
@@ -772,7 +778,7 @@ impl Registry for SqlRegistry {
                     filter.bind(Bind::Real(*max))
                 ));
             }
-            filter.raw(format!("EXISTS (SELECT 1 FROM model_version_metrics m WHERE m.name = v.name AND m.version = v.version AND {cond})"));
+            filter.raw(format!("(v.name, v.version) IN (SELECT m.name, m.version FROM model_version_metrics m WHERE {cond})"));
         }
         if let Some(after) = &q.created_after {
             filter.clause("v.created_at >= {}", Bind::Text(normalize_time(after)?));

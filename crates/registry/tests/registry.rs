@@ -385,6 +385,28 @@ async fn search_filters_combine_and_paginate() {
             .await
             .unwrap();
         assert_eq!(total, 0, "{backend}: % is literal");
+        let (_, total) = reg
+            .search(&SearchQuery {
+                name_pattern: Some("CHURN-*".into()),
+                ..base.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            total, 0,
+            "{backend}: patterns are case-sensitive on every backend"
+        );
+        let (_, total) = reg
+            .search(&SearchQuery {
+                name_pattern: Some("fraud_x".into()),
+                ..base.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            total, 1,
+            "{backend}: a name without wildcards matches exactly"
+        );
 
         let q = SearchQuery {
             tags: BTreeMap::from([("team".into(), "b".into())]),

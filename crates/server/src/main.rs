@@ -90,7 +90,8 @@ async fn main() -> anyhow::Result<()> {
                 root = app.store.root_display(),
                 "serving MCP over stdio"
             );
-            let service = McpServer::new(app.router)
+            let output_schemas = app.config.tool_output_schemas;
+            let service = McpServer::new(app.router, output_schemas)
                 .serve(rmcp::transport::stdio())
                 .await?;
             service.waiting().await?;

@@ -27,8 +27,12 @@ pub struct McpServer {
 }
 
 impl McpServer {
-    pub fn new(router: ToolRouter) -> Self {
-        let tools = router.list().map(|(_, spec)| to_mcp_tool(spec)).collect();
+    /// Serves `router`; `output_schemas` publishes each tool's output schema in `tools/list`.
+    pub fn new(router: ToolRouter, output_schemas: bool) -> Self {
+        let tools = router
+            .list()
+            .map(|(_, spec)| to_mcp_tool(spec, output_schemas))
+            .collect();
         Self {
             router,
             tools: Arc::new(tools),
@@ -36,18 +40,22 @@ impl McpServer {
     }
 }
 
-fn to_mcp_tool(spec: &mlops_core::ToolSpec) -> Tool {
+fn to_mcp_tool(spec: &mlops_core::ToolSpec, output_schema: bool) -> Tool {
     let a = spec.annotations;
-    Tool::new(spec.name, spec.description, spec.input_schema.clone())
-        .with_title(spec.title)
-        .with_raw_output_schema(spec.output_schema.clone())
-        .with_annotations(
-            ToolAnnotations::with_title(spec.title)
-                .read_only(a.read_only)
-                .destructive(a.destructive)
-                .idempotent(a.idempotent)
-                .open_world(a.open_world),
-        )
+    let tool =
+        Tool::new(spec.name, spec.description, spec.input_schema.clone()).with_title(spec.title);
+    let tool = if output_schema {
+        tool.with_raw_output_schema(spec.output_schema.clone())
+    } else {
+        tool
+    };
+    tool.with_annotations(
+        ToolAnnotations::with_title(spec.title)
+            .read_only(a.read_only)
+            .destructive(a.destructive)
+            .idempotent(a.idempotent)
+            .open_world(a.open_world),
+    )
 }
 
 /// A tool's result as MCP content: the summary as text, the data as structured content (and as

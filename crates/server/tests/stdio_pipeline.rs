@@ -32,7 +32,10 @@ async fn lists_every_tool_with_a_schema_and_runs_the_pipeline() {
             .unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(tool.input_schema["type"], "object", "{name}");
         assert!(tool.input_schema.contains_key("properties"), "{name}");
-        assert!(tool.output_schema.is_some(), "{name}");
+        assert!(
+            tool.output_schema.is_none(),
+            "{name}: output schemas are off by default"
+        );
         assert!(
             tool.description.as_ref().is_some_and(|d| d.len() > 40),
             "{name}"
@@ -343,6 +346,26 @@ async fn bad_input_yields_actionable_tool_errors_and_no_partial_files() {
         .call("load_dataset", json!({"dataset_uri": "datasets/ok.csv"}))
         .await;
     assert!(!ok.is_error, "{}", ok.text);
+}
+
+#[tokio::test]
+async fn output_schemas_are_published_when_asked() {
+    let home = tempfile::tempdir().unwrap();
+    let client =
+        common::Server::connect_with(home.path(), &[("MLOPS_TOOL_OUTPUT_SCHEMAS", "1")]).await;
+    let tools = client.list_all_tools().await.unwrap();
+    for tool in &tools {
+        let schema = tool
+            .output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no output schema", tool.name));
+        assert_eq!(schema["type"], "object", "{}", tool.name);
+    }
+    let eval = tools
+        .iter()
+        .find(|t| t.name == "evaluate_classifier")
+        .unwrap();
+    assert!(eval.output_schema.as_ref().unwrap()["properties"]["confusion_matrix"].is_object());
 }
 
 #[test]

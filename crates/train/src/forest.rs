@@ -409,8 +409,10 @@ impl TreeBuilder<'_> {
                 && n >= 2 * self.params.min_samples_leaf
                 && !self.is_pure(&stats, n);
             let split = if can_split {
-                features.partial_shuffle(rng, mtry);
-                self.best_split(rows, &features[..mtry], &stats, &mut hist)
+                // partial_shuffle draws the random subset into the first slice it returns (the
+                // tail of `features`), not the head.
+                let (chosen, _) = features.partial_shuffle(rng, mtry);
+                self.best_split(rows, chosen, &stats, &mut hist)
             } else {
                 None
             };

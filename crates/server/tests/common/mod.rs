@@ -35,14 +35,24 @@ impl Server {
 
     /// Starts another server process on an existing home folder.
     pub async fn connect(home: &Path) -> RunningService<RoleClient, ()> {
+        Self::connect_with(home, &[]).await
+    }
+
+    /// As [`Server::connect`], with extra environment variables.
+    pub async fn connect_with(home: &Path, env: &[(&str, &str)]) -> RunningService<RoleClient, ()> {
         let home = home.to_path_buf();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let (transport, _) =
             TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|cmd| {
                 cmd.arg("serve")
                     .env_clear()
                     .env("MLOPS_HOME", &home)
                     .env("LOG_LEVEL", "WARN")
-                    .env("PATH", std::env::var("PATH").unwrap_or_default());
+                    .env("PATH", std::env::var("PATH").unwrap_or_default())
+                    .envs(env);
             }))
             .stderr(Stdio::inherit())
             .spawn()
