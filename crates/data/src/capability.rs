@@ -17,8 +17,9 @@ use crate::pipeline::{
     TargetSpec, TaskType,
 };
 use crate::prepared::save_pipeline;
-use crate::profile::{ColumnProfile, head_rows, profile};
+use crate::profile::{ColumnProfile, finite_values, head_rows, is_numeric, profile};
 use crate::split::{Fractions, SplitIndices, split_indices, take_rows};
+use crate::validate::{Expectations, ValidationReport, validate};
 
 /// Most rows `load_dataset` previews.
 const MAX_HEAD_ROWS: usize = 50;
@@ -77,7 +78,50 @@ impl Capability for DataCapability {
                 async move { preprocess_supervised(&s, i).await.map_err(ToolError::from) }
             },
         );
-        vec![load, split, preprocess]
+        let validate = {
+            let s = self.store.clone();
+            ToolDef::new(
+                "validate_data",
+                "Validate data",
+                "Check a table before training: missing values per column, inferred types, duplicate rows, constant and all-missing columns, text columns that are mostly numbers (mixed types), and, against optional `expectations`, required columns, numeric ranges, allowed values and missing-value limits; with `target_column`, class balance. Returns every finding and an overall pass/fail (errors fail, warnings do not).",
+                Annotations::READ_ONLY,
+                move |i: ValidateDataInput, _ctx: ToolContext| {
+                    let s = s.clone();
+                    async move { validate_data(&s, i).await.map_err(ToolError::from) }
+                },
+            )
+        };
+        let unsupervised = {
+            let s = self.store.clone();
+            ToolDef::new(
+                "preprocess_unsupervised",
+                "Preprocess for unsupervised learning",
+                "As preprocess_supervised, without a target: fit imputation, scaling and encoding on `dataset_uri` (optionally after removing outlier rows by z-score or IQR) and apply the pipeline to it and to `apply_to`. Writes the tables and `pipeline.json` to `processed/<name>/preprocessed/`.",
+                Annotations::WRITES,
+                move |i: PreprocessUnsupervisedInput, _ctx: ToolContext| {
+                    let s = s.clone();
+                    async move {
+                        preprocess_unsupervised(&s, i)
+                            .await
+                            .map_err(ToolError::from)
+                    }
+                },
+            )
+        };
+        let save = {
+            let s = self.store.clone();
+            ToolDef::new(
+                "save_processed_data",
+                "Save processed data",
+                "Copy a table to `processed/<output_name>/` as CSV or Parquet (atomic; on S3 encrypted with the configured KMS key). A `pipeline.json` beside the source travels with it, so models still recognise the data as processed.",
+                Annotations::WRITES,
+                move |i: SaveProcessedInput, _ctx: ToolContext| {
+                    let s = s.clone();
+                    async move { save_processed(&s, i).await.map_err(ToolError::from) }
+                },
+            )
+        };
+        vec![load, validate, split, preprocess, unsupervised, save]
     }
 }
 
@@ -483,9 +527,6 @@ async fn preprocess_supervised(
         max_categories: i.max_categories,
         drop_columns: i.drop_columns.clone(),
     };
-    if options.max_categories == 0 {
-        return Err(DataError::invalid("max_categories must be at least 1"));
-    }
     // (label, source, frame): the first is the one the pipeline is fitted on.
     let mut tables: Vec<(String, String, DataFrame)> = Vec::new();
     match &i.split {
@@ -510,6 +551,67 @@ async fn preprocess_supervised(
         let (er, edf) = read_table(store, extra).await?;
         tables.push((stem(&er), er.uri().into(), edf));
     }
+    let fitted = fit_and_write(
+        store,
+        &name,
+        tables,
+        Some((i.target_column.clone(), i.task_type)),
+        options,
+        i.format,
+    )
+    .await?;
+    let (pipeline, outputs, format) = (fitted.pipeline, fitted.outputs, fitted.format);
+    let rows_without_target = fitted.rows_removed;
+    let by_label = |names: &[&str]| {
+        outputs
+            .iter()
+            .find(|o| {
+                names
+                    .iter()
+                    .any(|n| o.uri.ends_with(&format!("/{n}.{}", format.extension())))
+            })
+            .map(|o| o.uri.clone())
+    };
+    Ok(PreprocessSupervisedOutput {
+        pipeline_uri: fitted.pipeline_uri,
+        train_data_uri: outputs[0].uri.clone(),
+        validation_data_uri: by_label(&["validation", "val", "valid"]),
+        test_data_uri: by_label(&["test"]),
+        target: pipeline
+            .target
+            .clone()
+            .ok_or_else(|| DataError::invalid("the pipeline has no target"))?,
+        feature_names: pipeline.feature_names.clone(),
+        dropped_columns: pipeline.dropped.clone(),
+        rows_without_target,
+        outputs,
+    })
+}
+
+/// A pipeline fitted on the first table and applied to all, with every output written.
+pub(crate) struct Fitted {
+    pub pipeline: FittedPipeline,
+    pub pipeline_uri: String,
+    pub outputs: Vec<ProcessedTable>,
+    pub format: TableFormat,
+    /// Rows the transform removed from the first table (those without a target).
+    pub rows_removed: usize,
+}
+
+/// Fits a pipeline on `tables[0]` (label, source, frame), transforms every table, and writes them
+/// with `pipeline.json` to `processed/<name>/preprocessed/`. Nothing is written until every
+/// transform has succeeded; the pipeline is written last, so a folder with one is complete.
+pub(crate) async fn fit_and_write(
+    store: &ArtifactStore,
+    name: &str,
+    tables: Vec<(String, String, DataFrame)>,
+    target: Option<(String, TaskType)>,
+    options: PreprocessOptions,
+    format: Option<TableFormat>,
+) -> Result<Fitted, DataError> {
+    if options.max_categories == 0 {
+        return Err(DataError::invalid("max_categories must be at least 1"));
+    }
     let mut seen = std::collections::HashSet::new();
     if let Some((dup, _, _)) = tables
         .iter()
@@ -519,10 +621,9 @@ async fn preprocess_supervised(
             "two inputs are both named `{dup}`; their outputs would collide"
         )));
     }
-    let task = i.task_type;
-    let target = i.target_column.clone();
     let (pipeline, processed) = tokio::task::spawn_blocking(move || -> Result<_, DataError> {
-        let pipeline = FittedPipeline::fit(&tables[0].2, Some((&target, task)), &options)?;
+        let target = target.as_ref().map(|(t, task)| (t.as_str(), *task));
+        let pipeline = FittedPipeline::fit(&tables[0].2, target, &options)?;
         let processed = tables
             .into_iter()
             .map(|(label, source, frame)| {
@@ -533,10 +634,9 @@ async fn preprocess_supervised(
     })
     .await
     .map_err(|e| DataError::invalid(format!("preprocessing was interrupted: {e}")))??;
-
-    let format = i.format.unwrap_or(TableFormat::Parquet);
+    let format = format.unwrap_or(TableFormat::Parquet);
     let folder = format!("processed/{name}/preprocessed");
-    let rows_without_target = processed[0].2 - processed[0].3.height();
+    let rows_removed = processed[0].2 - processed[0].3.height();
     let mut outputs = Vec::new();
     for (label, source, _, frame) in processed {
         let rows = frame.height();
@@ -553,35 +653,285 @@ async fn preprocess_supervised(
             rows,
         });
     }
-    // Written last: a folder with a pipeline is complete.
     let pipeline_ref = save_pipeline(store, &folder, &pipeline).await?;
-    let by_label = |names: &[&str]| {
-        outputs
-            .iter()
-            .find(|o| {
-                names
-                    .iter()
-                    .any(|n| o.uri.ends_with(&format!("/{n}.{}", format.extension())))
-            })
-            .map(|o| o.uri.clone())
-    };
-    Ok(PreprocessSupervisedOutput {
+    Ok(Fitted {
+        pipeline,
         pipeline_uri: pipeline_ref.uri().into(),
-        train_data_uri: outputs[0].uri.clone(),
-        validation_data_uri: by_label(&["validation", "val", "valid"]),
-        test_data_uri: by_label(&["test"]),
-        target: pipeline
-            .target
-            .clone()
-            .ok_or_else(|| DataError::invalid("the pipeline has no target"))?,
-        feature_names: pipeline.feature_names.clone(),
-        dropped_columns: pipeline.dropped.clone(),
-        rows_without_target,
         outputs,
+        format,
+        rows_removed,
     })
 }
 
-fn stem(r: &mlops_core::ArtifactRef) -> String {
+pub(crate) fn stem(r: &mlops_core::ArtifactRef) -> String {
     let f = r.file_name();
     f.rsplit_once('.').map(|(s, _)| s).unwrap_or(f).to_string()
+}
+
+/// Input of `validate_data`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateDataInput {
+    #[serde(alias = "dataset_s3_uri")]
+    pub dataset_uri: String,
+    /// The label column, for the class-balance check.
+    pub target_column: Option<String>,
+    #[serde(default)]
+    pub expectations: Expectations,
+}
+
+/// The report of `validate_data`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ValidateDataOutput {
+    pub dataset_uri: String,
+    #[serde(flatten)]
+    pub report: ValidationReport,
+}
+
+impl ToolResponse for ValidateDataOutput {
+    fn summary(&self) -> String {
+        let r = &self.report;
+        let mut lines = vec![format!(
+            "{}: {} ({} rows, {} columns, {} duplicate rows)",
+            self.dataset_uri,
+            if r.passed { "PASSED" } else { "FAILED" },
+            r.row_count,
+            r.column_count,
+            r.duplicate_rows
+        )];
+        lines.extend(r.findings.iter().map(|f| {
+            let severity = match f.severity {
+                crate::validate::Severity::Error => "error",
+                crate::validate::Severity::Warning => "warning",
+            };
+            format!("- {severity}: {}", f.message)
+        }));
+        lines.join("\n")
+    }
+}
+
+async fn validate_data(
+    store: &ArtifactStore,
+    i: ValidateDataInput,
+) -> Result<ValidateDataOutput, DataError> {
+    let (r, df) = read_table(store, &i.dataset_uri).await?;
+    let report = tokio::task::spawn_blocking(move || {
+        validate(&df, i.target_column.as_deref(), &i.expectations)
+    })
+    .await
+    .map_err(|e| DataError::invalid(format!("validation was interrupted: {e}")))??;
+    Ok(ValidateDataOutput {
+        dataset_uri: r.uri().into(),
+        report,
+    })
+}
+
+/// How to find outlier rows.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum OutlierRule {
+    /// Drop rows with any numeric value more than `threshold` standard deviations from its mean.
+    Zscore { threshold: f64 },
+    /// Drop rows with any numeric value beyond `factor` × IQR outside the quartiles.
+    Iqr { factor: f64 },
+}
+
+/// Input of `preprocess_unsupervised`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessUnsupervisedInput {
+    #[serde(alias = "dataset_s3_uri")]
+    pub dataset_uri: String,
+    /// Further tables to transform with the same fitted pipeline.
+    #[serde(default)]
+    pub apply_to: Vec<String>,
+    /// Remove outlier rows from `dataset_uri` before fitting.
+    pub outliers: Option<OutlierRule>,
+    #[serde(default)]
+    pub numeric_imputation: NumericImputation,
+    #[serde(default)]
+    pub scaling: Scaling,
+    #[serde(default)]
+    pub encoding: Encoding,
+    #[serde(default = "default_max_categories")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_categories: usize,
+    #[serde(default)]
+    pub drop_columns: Vec<String>,
+    pub output_name: Option<String>,
+    pub format: Option<TableFormat>,
+}
+
+/// What `preprocess_unsupervised` produced.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PreprocessUnsupervisedOutput {
+    pub pipeline_uri: String,
+    /// The processed `dataset_uri`.
+    pub data_uri: String,
+    pub outputs: Vec<ProcessedTable>,
+    pub feature_names: Vec<String>,
+    pub dropped_columns: Vec<DroppedColumn>,
+    pub outlier_rows_removed: usize,
+}
+
+impl ToolResponse for PreprocessUnsupervisedOutput {
+    fn summary(&self) -> String {
+        format!(
+            "Fitted an unsupervised pipeline: {} features, {} outlier rows removed. Data: {}; pipeline: {}",
+            self.feature_names.len(),
+            self.outlier_rows_removed,
+            self.data_uri,
+            self.pipeline_uri
+        )
+    }
+}
+
+/// Rows to keep: those with no numeric value outside the rule's bounds (missing values are kept).
+fn outlier_mask(
+    df: &DataFrame,
+    rule: OutlierRule,
+    skip: &[String],
+) -> Result<Vec<bool>, DataError> {
+    let mut keep = vec![true; df.height()];
+    for c in df.columns().iter().filter(|c| {
+        is_numeric(c.dtype())
+            && !matches!(c.dtype(), DataType::Boolean)
+            && !skip.iter().any(|s| s == c.name().as_str())
+    }) {
+        let values = finite_values(c)?;
+        let Some((mean, std)) = crate::profile::mean_std(&values) else {
+            continue;
+        };
+        let (lo, hi) = match rule {
+            OutlierRule::Zscore { threshold } => (mean - threshold * std, mean + threshold * std),
+            OutlierRule::Iqr { factor } => {
+                let mut sorted = values.clone();
+                sorted.sort_by(f64::total_cmp);
+                let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+                let (q1, q3) = (q(0.25), q(0.75));
+                (q1 - factor * (q3 - q1), q3 + factor * (q3 - q1))
+            }
+        };
+        let s = c.as_materialized_series().cast(&DataType::Float64)?;
+        for (k, v) in keep.iter_mut().zip(s.f64()?.iter()) {
+            if let Some(v) = v.filter(|v| v.is_finite())
+                && (v < lo || v > hi)
+            {
+                *k = false;
+            }
+        }
+    }
+    Ok(keep)
+}
+
+async fn preprocess_unsupervised(
+    store: &ArtifactStore,
+    i: PreprocessUnsupervisedInput,
+) -> Result<PreprocessUnsupervisedOutput, DataError> {
+    let (r, df) = read_table(store, &i.dataset_uri).await?;
+    require_rows(&df, r.uri())?;
+    let name = i.output_name.clone().unwrap_or_else(|| dataset_name(&r));
+    check_output_name(&name)?;
+    let (df, outlier_rows_removed) = match i.outliers {
+        Some(rule) => {
+            let bound = match rule {
+                OutlierRule::Zscore { threshold } => threshold,
+                OutlierRule::Iqr { factor } => factor,
+            };
+            if !(bound.is_finite() && bound > 0.0) {
+                return Err(DataError::invalid(
+                    "the outlier threshold or factor must be a positive number",
+                ));
+            }
+            let keep = outlier_mask(&df, rule, &i.drop_columns)?;
+            let kept = df.filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
+            let removed = df.height() - kept.height();
+            if kept.height() == 0 {
+                return Err(DataError::invalid(
+                    "the outlier rule removes every row; loosen it",
+                ));
+            }
+            (kept, removed)
+        }
+        None => (df, 0),
+    };
+    let mut tables = vec![(stem(&r), r.uri().to_string(), df)];
+    for extra in &i.apply_to {
+        let (er, edf) = read_table(store, extra).await?;
+        tables.push((stem(&er), er.uri().into(), edf));
+    }
+    let options = PreprocessOptions {
+        numeric_imputation: i.numeric_imputation,
+        scaling: i.scaling,
+        encoding: i.encoding,
+        max_categories: i.max_categories,
+        drop_columns: i.drop_columns,
+    };
+    let fitted = fit_and_write(store, &name, tables, None, options, i.format).await?;
+    Ok(PreprocessUnsupervisedOutput {
+        pipeline_uri: fitted.pipeline_uri,
+        data_uri: fitted.outputs[0].uri.clone(),
+        feature_names: fitted.pipeline.feature_names.clone(),
+        dropped_columns: fitted.pipeline.dropped.clone(),
+        outputs: fitted.outputs,
+        outlier_rows_removed,
+    })
+}
+
+/// Input of `save_processed_data`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaveProcessedInput {
+    /// The table to save.
+    #[serde(alias = "dataset_s3_uri")]
+    pub dataset_uri: String,
+    /// Folder under `processed/`.
+    pub output_name: String,
+    /// CSV or Parquet (default parquet).
+    pub format: Option<TableFormat>,
+}
+
+/// Where `save_processed_data` wrote.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SaveProcessedOutput {
+    pub uri: String,
+    pub rows: usize,
+    pub format: TableFormat,
+    /// The pipeline copied along, when the source had one.
+    pub pipeline_uri: Option<String>,
+}
+
+impl ToolResponse for SaveProcessedOutput {
+    fn summary(&self) -> String {
+        format!("Saved {} rows to {}", self.rows, self.uri)
+    }
+}
+
+async fn save_processed(
+    store: &ArtifactStore,
+    i: SaveProcessedInput,
+) -> Result<SaveProcessedOutput, DataError> {
+    check_output_name(&i.output_name)?;
+    let (r, df) = read_table(store, &i.dataset_uri).await?;
+    let pipeline = crate::prepared::pipeline_beside(store, &r).await?;
+    let format = i.format.unwrap_or(TableFormat::Parquet);
+    let folder = format!("processed/{}", i.output_name);
+    let rows = df.height();
+    let out = write_table(
+        store,
+        &format!("{folder}/{}.{}", stem(&r), format.extension()),
+        df,
+        format,
+    )
+    .await?;
+    let pipeline_uri = match pipeline {
+        Some(p) => Some(save_pipeline(store, &folder, &p).await?.uri().to_string()),
+        None => None,
+    };
+    Ok(SaveProcessedOutput {
+        uri: out.uri().into(),
+        rows,
+        format,
+        pipeline_uri,
+    })
 }

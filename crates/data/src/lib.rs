@@ -13,6 +13,7 @@ pub mod prepared;
 pub mod profile;
 pub mod split;
 pub mod synthetic;
+pub mod validate;
 
 pub use capability::DataCapability;
 pub use error::DataError;

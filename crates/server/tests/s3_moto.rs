@@ -1,0 +1,191 @@
+//! Artifacts on S3: the server with its artifact root in a bucket of a local moto server (the AWS
+//! stand-in), reading local data, writing processed data with SSE-KMS, and reading it back.
+//! moto is started here; without `moto_server` the test is skipped loudly, except in CI.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto() -> Option<Moto> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = match Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("moto_server is required in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "\n!!! SKIPPING the S3 test: cannot start moto_server ({e}); pip install 'moto[server]'\n"
+            );
+            return None;
+        }
+    };
+    let moto = Moto { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(moto)
+}
+
+/// A raw, unsigned HTTP request to moto (which does not check signatures); returns the response head.
+fn http(port: u16, method: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn processed_data_round_trips_through_s3_with_kms() {
+    let Some(moto) = start_moto() else { return };
+    assert!(http(moto.port, "PUT", "/mlops-test").starts_with("HTTP/1.1 200"));
+    let home = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(common::BIN)
+        .args([
+            "datasets",
+            "generate",
+            "classification",
+            "--rows",
+            "500",
+            "--out",
+        ])
+        .arg(local.path().join("raw.csv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let data_dirs = local.path().display().to_string();
+    let client = common::Server::connect_with(
+        home.path(),
+        &[
+            ("MLOPS_S3_BUCKET", "mlops-test"),
+            (
+                "MLOPS_KMS_KEY_ID",
+                "arn:aws:kms:us-east-1:123456789012:key/test-key",
+            ),
+            ("MLOPS_DATA_DIRS", &data_dirs),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    )
+    .await;
+
+    let raw = local.path().join("raw.csv").display().to_string();
+    let saved = common::call(
+        &client,
+        "save_processed_data",
+        json!({"dataset_uri": raw, "output_name": "s3demo"}),
+    )
+    .await;
+    assert!(!saved.is_error, "{}", saved.text);
+    let uri = saved.structured["uri"].as_str().unwrap().to_string();
+    assert_eq!(uri, "s3://mlops-test/processed/s3demo/raw.parquet");
+
+    // The object exists in the bucket, encrypted with the configured KMS key (moto answers reads
+    // of SSE-KMS objects only when signed, so boto3 asks).
+    let head = std::process::Command::new("python3")
+        .args(["-c", "import boto3,sys; h=boto3.client('s3',endpoint_url=sys.argv[1],region_name='us-east-1',aws_access_key_id='testing',aws_secret_access_key='testing').head_object(Bucket='mlops-test',Key='processed/s3demo/raw.parquet'); print(h['ServerSideEncryption'], h['SSEKMSKeyId'])"])
+        .arg(&endpoint)
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert_eq!(
+        head,
+        "aws:kms arn:aws:kms:us-east-1:123456789012:key/test-key"
+    );
+
+    let loaded = common::call(&client, "load_dataset", json!({"dataset_uri": uri})).await;
+    assert!(!loaded.is_error, "{}", loaded.text);
+    assert_eq!(loaded.structured["row_count"], 500);
+
+    // The whole data path works on S3: split, preprocess, train from the bucket.
+    let split = common::call(
+        &client,
+        "split_dataset",
+        json!({"dataset_uri": uri, "stratify_column": "label"}),
+    )
+    .await;
+    assert!(!split.is_error, "{}", split.text);
+    assert!(
+        split.structured["train"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://mlops-test/processed/s3demo/")
+    );
+    let job = common::call(&client, "train_supervised_classifier", json!({
+        "algorithm": "random_forest", "train_data_uri": split.structured["train"]["uri"], "target_column": "label",
+        "training_job_name": "s3-rf", "hyperparameters": {"n_estimators": 10}
+    }))
+    .await;
+    assert!(!job.is_error, "{}", job.text);
+    assert_eq!(job.structured["model_uri"], "s3://mlops-test/models/s3-rf");
+    let eval = common::call(
+        &client,
+        "evaluate_classifier",
+        json!({"model_uri": "models/s3-rf", "test_data_uri": split.structured["test"]["uri"]}),
+    )
+    .await;
+    assert!(!eval.is_error, "{}", eval.text);
+    assert!(eval.structured["accuracy"].as_f64().unwrap() > 0.8);
+
+    let missing_bucket = common::call(
+        &client,
+        "load_dataset",
+        json!({"dataset_uri": "s3://no-such-bucket/x.csv"}),
+    )
+    .await;
+    assert!(missing_bucket.is_error);
+    assert!(
+        missing_bucket.text.contains("no-such-bucket"),
+        "{}",
+        missing_bucket.text
+    );
+    let missing_key = common::call(
+        &client,
+        "load_dataset",
+        json!({"dataset_uri": "s3://mlops-test/datasets/none.csv"}),
+    )
+    .await;
+    assert!(
+        missing_key.is_error && missing_key.text.contains("does not exist"),
+        "{}",
+        missing_key.text
+    );
+    assert!(
+        !missing_key.text.contains("testing"),
+        "credentials must not leak: {}",
+        missing_key.text
+    );
+}
