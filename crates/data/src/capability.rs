@@ -121,7 +121,46 @@ impl Capability for DataCapability {
                 },
             )
         };
-        vec![load, validate, split, preprocess, unsupervised, save]
+        let features = {
+            let s = self.store.clone();
+            ToolDef::new(
+                "feature_engineering",
+                "Engineer features",
+                "Add and select features with a list of `operations`, applied in order: `derive` (a column from an expression such as `log(income + 1)` or `price / area`), `polynomial` (squares and products), `bin`, `date_parts` (year, month, weekday… from a date column) and `select` (variance threshold, correlation with a target, top-k). Fitted on `dataset_uri` (bin edges, chosen columns) and re-applied unchanged to `apply_to`. Writes to `processed/<name>/features/` with `features.json`.",
+                Annotations::WRITES,
+                move |i: FeatureEngineeringInput, _ctx: ToolContext| {
+                    let s = s.clone();
+                    async move { feature_engineering(&s, i).await.map_err(ToolError::from) }
+                },
+            )
+        };
+        let reinforcement = {
+            let s = self.store.clone();
+            ToolDef::new(
+                "preprocess_reinforcement",
+                "Prepare reinforcement-learning data",
+                "Either turn logged transitions (state, action, reward, next state, done columns) into a validated replay table at `processed/<name>/replay/` for offline training, or check a built-in environment's configuration (CartPole-v1, MountainCar-v0, Acrobot-v1). Give `dataset_uri` with `transitions`, or `environment`.",
+                Annotations::WRITES,
+                move |i: PreprocessReinforcementInput, _ctx: ToolContext| {
+                    let s = s.clone();
+                    async move {
+                        preprocess_reinforcement(&s, i)
+                            .await
+                            .map_err(ToolError::from)
+                    }
+                },
+            )
+        };
+        vec![
+            load,
+            validate,
+            split,
+            preprocess,
+            unsupervised,
+            features,
+            reinforcement,
+            save,
+        ]
     }
 }
 
@@ -934,4 +973,204 @@ async fn save_processed(
         format,
         pipeline_uri,
     })
+}
+
+/// Input of `feature_engineering`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureEngineeringInput {
+    #[serde(alias = "dataset_s3_uri")]
+    pub dataset_uri: String,
+    /// Steps, applied in order.
+    pub operations: Vec<crate::features::Operation>,
+    /// Further tables to apply the same fitted steps to (validation, test).
+    #[serde(default)]
+    pub apply_to: Vec<String>,
+    pub output_name: Option<String>,
+    pub format: Option<TableFormat>,
+}
+
+/// What `feature_engineering` wrote.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FeatureEngineeringOutput {
+    /// The engineered `dataset_uri`.
+    pub data_uri: String,
+    pub outputs: Vec<ProcessedTable>,
+    pub added_columns: Vec<String>,
+    pub removed_columns: Vec<String>,
+    /// The fitted steps, to apply again later.
+    pub features_uri: String,
+}
+
+impl ToolResponse for FeatureEngineeringOutput {
+    fn summary(&self) -> String {
+        format!(
+            "Added {} ({}), removed {} ({}). Data: {}",
+            self.added_columns.len(),
+            self.added_columns.join(", "),
+            self.removed_columns.len(),
+            self.removed_columns.join(", "),
+            self.data_uri
+        )
+    }
+}
+
+async fn feature_engineering(
+    store: &ArtifactStore,
+    i: FeatureEngineeringInput,
+) -> Result<FeatureEngineeringOutput, DataError> {
+    if i.operations.is_empty() {
+        return Err(DataError::invalid("give at least one operation"));
+    }
+    let (r, df) = read_table(store, &i.dataset_uri).await?;
+    require_rows(&df, r.uri())?;
+    let name = i.output_name.clone().unwrap_or_else(|| dataset_name(&r));
+    check_output_name(&name)?;
+    let mut tables = vec![(stem(&r), r.uri().to_string(), df)];
+    for extra in &i.apply_to {
+        let (er, edf) = read_table(store, extra).await?;
+        tables.push((stem(&er), er.uri().into(), edf));
+    }
+    let ops = i.operations;
+    let (fitted, before, results) = tokio::task::spawn_blocking(move || -> Result<_, DataError> {
+        let before: Vec<String> = tables[0]
+            .2
+            .get_column_names()
+            .into_iter()
+            .map(|c| c.to_string())
+            .collect();
+        let (first, fitted) = crate::features::fit_apply(&tables[0].2, &ops)?;
+        let mut results = vec![(tables[0].0.clone(), tables[0].1.clone(), first)];
+        for (label, source, frame) in tables.into_iter().skip(1) {
+            results.push((label, source, crate::features::reapply(&frame, &fitted)?));
+        }
+        Ok((fitted, before, results))
+    })
+    .await
+    .map_err(|e| DataError::invalid(format!("feature engineering was interrupted: {e}")))??;
+    let after: Vec<String> = results[0]
+        .2
+        .get_column_names()
+        .into_iter()
+        .map(|c| c.to_string())
+        .collect();
+    let format = i.format.unwrap_or(TableFormat::Parquet);
+    let folder = format!("processed/{name}/features");
+    let mut outputs = Vec::new();
+    for (label, source, frame) in results {
+        let rows = frame.height();
+        let out = write_table(
+            store,
+            &format!("{folder}/{label}.{}", format.extension()),
+            frame,
+            format,
+        )
+        .await?;
+        outputs.push(ProcessedTable {
+            source,
+            uri: out.uri().into(),
+            rows,
+        });
+    }
+    let features_ref = store.key(&format!("{folder}/features.json"))?;
+    let json = serde_json::to_vec_pretty(&fitted).map_err(|e| DataError::invalid(e.to_string()))?;
+    store.put(&features_ref, bytes::Bytes::from(json)).await?;
+    Ok(FeatureEngineeringOutput {
+        data_uri: outputs[0].uri.clone(),
+        added_columns: after
+            .iter()
+            .filter(|c| !before.contains(c))
+            .cloned()
+            .collect(),
+        removed_columns: before
+            .iter()
+            .filter(|c| !after.contains(c))
+            .cloned()
+            .collect(),
+        outputs,
+        features_uri: features_ref.uri().into(),
+    })
+}
+
+/// Input of `preprocess_reinforcement`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessReinforcementInput {
+    /// A table of logged transitions (with `transitions`).
+    #[serde(alias = "dataset_s3_uri")]
+    pub dataset_uri: Option<String>,
+    pub transitions: Option<crate::replay::TransitionColumns>,
+    /// A built-in environment to check instead.
+    pub environment: Option<crate::replay::EnvironmentConfig>,
+    pub output_name: Option<String>,
+}
+
+/// What `preprocess_reinforcement` produced.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PreprocessReinforcementOutput {
+    /// The replay table (for transitions).
+    pub replay_uri: Option<String>,
+    pub replay: Option<crate::replay::ReplaySummary>,
+    /// The checked environment (for an environment).
+    pub environment: Option<crate::replay::EnvironmentSpec>,
+}
+
+impl ToolResponse for PreprocessReinforcementOutput {
+    fn summary(&self) -> String {
+        match (&self.replay, &self.environment) {
+            (Some(r), _) => format!(
+                "Replay table of {} transitions in {} episodes (state size {}, actions {:?}, mean reward {:.3}) at {}",
+                r.transitions,
+                r.episodes,
+                r.state_size,
+                r.actions,
+                r.reward_mean,
+                self.replay_uri.as_deref().unwrap_or("")
+            ),
+            (None, Some(e)) => format!(
+                "{}: observations of {} values, {} actions, episodes of at most {} steps",
+                e.name, e.observation_size, e.actions, e.max_episode_steps
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
+async fn preprocess_reinforcement(
+    store: &ArtifactStore,
+    i: PreprocessReinforcementInput,
+) -> Result<PreprocessReinforcementOutput, DataError> {
+    match (i.dataset_uri, i.transitions, i.environment) {
+        (Some(uri), Some(cols), None) => {
+            let (r, df) = read_table(store, &uri).await?;
+            let name = i.output_name.unwrap_or_else(|| dataset_name(&r));
+            check_output_name(&name)?;
+            let (replay, summary) = crate::replay::to_replay(&df, &cols)?;
+            let folder = format!("processed/{name}/replay");
+            let out = write_table(
+                store,
+                &format!("{folder}/replay.parquet"),
+                replay,
+                TableFormat::Parquet,
+            )
+            .await?;
+            let meta = store.key(&format!("{folder}/replay.json"))?;
+            let json = serde_json::to_vec_pretty(&summary)
+                .map_err(|e| DataError::invalid(e.to_string()))?;
+            store.put(&meta, bytes::Bytes::from(json)).await?;
+            Ok(PreprocessReinforcementOutput {
+                replay_uri: Some(out.uri().into()),
+                replay: Some(summary),
+                environment: None,
+            })
+        }
+        (None, None, Some(env)) => Ok(PreprocessReinforcementOutput {
+            replay_uri: None,
+            replay: None,
+            environment: Some(crate::replay::check_environment(&env)?),
+        }),
+        _ => Err(DataError::invalid(
+            "give either dataset_uri with transitions (logged data), or environment (a built-in environment), not both",
+        )),
+    }
 }

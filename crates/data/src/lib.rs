@@ -7,10 +7,12 @@
 
 pub mod capability;
 pub mod error;
+pub mod features;
 pub mod io;
 pub mod pipeline;
 pub mod prepared;
 pub mod profile;
+pub mod replay;
 pub mod split;
 pub mod synthetic;
 pub mod validate;
