@@ -29,6 +29,9 @@ pub struct Config {
     /// Publish each tool's output schema in `tools/list`. Off by default: the schemas double the
     /// list's size (and a model's context) while clients read the structured content either way.
     pub tool_output_schemas: bool,
+    /// Largest table file a tool reads into memory (`MLOPS_MAX_TABLE_BYTES`; default: half the
+    /// machine's memory), so an oversized file is a clear error rather than an out-of-memory kill.
+    pub max_table_bytes: u64,
 }
 
 /// A configuration problem found at start-up.
@@ -88,12 +91,33 @@ impl Config {
             cloudwatch_log_group: get("CLOUDWATCH_LOG_GROUP"),
             cloudwatch_log_stream: get("CLOUDWATCH_LOG_STREAM"),
             sagemaker_role_arn: get("SAGEMAKER_ROLE_ARN"),
+            max_table_bytes: match get("MLOPS_MAX_TABLE_BYTES") {
+                Some(v) => v.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "MLOPS_MAX_TABLE_BYTES must be a number of bytes, got `{v}`"
+                    ))
+                })?,
+                None => half_of_memory(),
+            },
             tool_output_schemas: matches!(
                 get("MLOPS_TOOL_OUTPUT_SCHEMAS").as_deref(),
                 Some("1" | "true" | "yes")
             ),
         })
     }
+}
+
+/// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
+fn half_of_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024 / 2)
+        .unwrap_or(4 << 30)
 }
 
 /// Hides the password of a URL such as `postgres://user:pass@host/db`.

@@ -50,9 +50,10 @@ impl From<crate::store::StoreError> for ToolError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError as E;
         match e {
-            E::InvalidUri { .. } | E::OutsideRoot { .. } | E::NotFound { .. } => {
-                ToolError::Validation(e.to_string())
-            }
+            E::InvalidUri { .. }
+            | E::OutsideRoot { .. }
+            | E::NotFound { .. }
+            | E::TooLarge { .. } => ToolError::Validation(e.to_string()),
             E::Backend { .. } | E::Io(_) => ToolError::Storage(e.to_string()),
             E::Checksum { .. } | E::Corrupt { .. } => ToolError::Execution(e.to_string()),
         }

@@ -32,6 +32,10 @@ pub enum StoreError {
     NotFound { uri: String },
     #[error("cannot access `{uri}`: {message}")]
     Backend { uri: String, message: String },
+    #[error(
+        "`{uri}` is {size} bytes, more than the {limit} bytes a tool reads into memory (MLOPS_MAX_TABLE_BYTES); split the file or raise the limit"
+    )]
+    TooLarge { uri: String, size: u64, limit: u64 },
     #[error("local file system: {0}")]
     Io(#[from] std::io::Error),
     #[error(
@@ -103,18 +107,20 @@ struct Inner {
     data_dirs: Vec<PathBuf>,
     region: String,
     kms_key_id: Option<String>,
+    max_read_bytes: std::sync::atomic::AtomicU64,
     buckets: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
 }
 
 impl ArtifactStore {
     /// Opens the store described by the configuration, creating the local root folder if needed.
     pub fn from_config(config: &Config) -> Result<Self, StoreError> {
-        Self::open(
+        let store = Self::open(
             &config.artifact_root,
             &config.data_dirs,
             &config.aws_region,
             config.kms_key_id.clone(),
-        )
+        )?;
+        Ok(store.with_max_read_bytes(config.max_table_bytes))
     }
 
     /// Opens a store rooted at `root`: a local folder, `file://` URI, or `s3://bucket[/prefix]`.
@@ -167,9 +173,47 @@ impl ArtifactStore {
                 data_dirs,
                 region: region.into(),
                 kms_key_id,
+                max_read_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
                 buckets: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Limits how large a file [`ArtifactStore::check_size`] lets through (for every clone).
+    pub fn with_max_read_bytes(self, limit: u64) -> Self {
+        self.inner
+            .max_read_bytes
+            .store(limit, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
+    /// Fails, naming the limit, when an artifact is larger than a tool may read into memory.
+    pub async fn check_size(&self, r: &ArtifactRef) -> Result<u64, StoreError> {
+        let size = match r.local_path() {
+            Some(p) => tokio::fs::metadata(p)
+                .await
+                .map_err(|_| StoreError::NotFound { uri: r.uri.clone() })?
+                .len(),
+            None => {
+                r.store
+                    .head(&r.path)
+                    .await
+                    .map_err(|e| map_error(r, e))?
+                    .size
+            }
+        };
+        let limit = self
+            .inner
+            .max_read_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if size > limit {
+            return Err(StoreError::TooLarge {
+                uri: r.uri.clone(),
+                size,
+                limit,
+            });
+        }
+        Ok(size)
     }
 
     /// The root, for messages: a folder or `s3://bucket/prefix`.

@@ -52,6 +52,7 @@ pub async fn read_table(
 ) -> Result<(ArtifactRef, DataFrame), DataError> {
     let r = store.resolve(uri)?;
     let format = TableFormat::of(&r)?;
+    store.check_size(&r).await?;
     let df = match r.local_path() {
         Some(path) => {
             if !path.is_file() {

@@ -253,4 +253,21 @@ async fn validate_engineer_and_prepare() {
         "output_name",
     )
     .await;
+
+    // A file above the configured read limit is refused before it is read, naming the limit.
+    let small =
+        common::Server::connect_with(s.home.path(), &[("MLOPS_MAX_TABLE_BYTES", "1000")]).await;
+    let r = common::call(
+        &small,
+        "load_dataset",
+        json!({"dataset_uri": "datasets/c.csv"}),
+    )
+    .await;
+    assert!(
+        r.is_error
+            && r.text.contains("more than the 1000 bytes")
+            && r.text.contains("MLOPS_MAX_TABLE_BYTES"),
+        "{}",
+        r.text
+    );
 }
