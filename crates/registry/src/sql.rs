@@ -400,8 +400,8 @@ impl Registry for SqlRegistry {
         let tags =
             serde_json::to_string(&v.tags).map_err(|e| RegistryError::Invalid(e.to_string()))?;
         let parameters = v.parameters.to_string();
+        let now = now();
         let version = in_transaction!(self, "registering a version", |tx| {
-            let now = now();
             sqlx::query("INSERT INTO registered_models (name, created_at, updated_at) VALUES ($1, $2, $2) ON CONFLICT (name) DO NOTHING")
                         .bind(&v.name)
                         .bind(&now)
@@ -451,7 +451,24 @@ impl Registry for SqlRegistry {
             }
             Ok(version)
         });
-        self.get(&v.name, version).await
+        // Everything is known here; reading the row back would cost two more round trips.
+        Ok(ModelVersion {
+            name: v.name,
+            version,
+            artifact_uri: v.artifact_uri,
+            algorithm: v.algorithm,
+            task: v.task,
+            stage: Stage::None,
+            approval_status: ApprovalStatus::PendingManualApproval,
+            aliases: Vec::new(),
+            metrics: v.metrics,
+            parameters: v.parameters,
+            tags: v.tags,
+            description: v.description,
+            lineage: v.lineage,
+            created_at: now.clone(),
+            updated_at: now,
+        })
     }
 
     async fn get(&self, name: &str, version: i64) -> Result<ModelVersion, RegistryError> {

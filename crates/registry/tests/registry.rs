@@ -126,14 +126,13 @@ async fn versions_count_up_per_model_and_round_trip() {
                 "{backend}"
             );
         }
-        assert_eq!(
-            reg.register(version("fraud", 0.8, &[]))
-                .await
-                .unwrap()
-                .version,
-            1,
-            "{backend}"
-        );
+        let fraud = reg
+            .register(version("fraud", 0.8, &[("team", "risk")]))
+            .await
+            .unwrap();
+        assert_eq!(fraud.version, 1, "{backend}");
+        // What register returns is exactly what the database holds.
+        assert_eq!(fraud, reg.get("fraud", 1).await.unwrap(), "{backend}");
         let v2 = reg.get("churn", 2).await.unwrap();
         assert_eq!(v2.metrics["accuracy"], 0.9);
         assert_eq!(v2.tags["team"], "ml");
