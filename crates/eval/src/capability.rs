@@ -33,16 +33,32 @@ impl Capability for EvaluationCapability {
 
     fn tools(&self) -> Vec<ToolDef> {
         let store = self.store.clone();
-        vec![ToolDef::new(
-            "evaluate_classifier",
-            "Evaluate a classifier",
-            "Score a trained classifier on held-out data: accuracy, precision/recall/F1 per class and macro/weighted, ROC-AUC, log loss and the confusion matrix. `test_data_uri` may be raw data (the model applies its own preprocessing pipeline) or data processed by the same pipeline.",
-            Annotations::READ_ONLY,
-            move |i: EvaluateClassifierInput, _ctx: ToolContext| {
-                let store = store.clone();
-                async move { evaluate_classifier(&store, i).await }
-            },
-        )]
+        let regressor = {
+            let store = self.store.clone();
+            ToolDef::new(
+                "evaluate_regressor",
+                "Evaluate a regressor",
+                "Score a trained regressor on held-out data: MAE, MSE, RMSE, R² and MAPE. `test_data_uri` may be raw data (the model applies its own preprocessing pipeline) or data processed by the same pipeline.",
+                Annotations::READ_ONLY,
+                move |i: EvaluateInput, _ctx: ToolContext| {
+                    let store = store.clone();
+                    async move { evaluate_regressor(&store, i).await }
+                },
+            )
+        };
+        vec![
+            regressor,
+            ToolDef::new(
+                "evaluate_classifier",
+                "Evaluate a classifier",
+                "Score a trained classifier on held-out data: accuracy, precision/recall/F1 per class and macro/weighted, ROC-AUC, log loss and the confusion matrix. `test_data_uri` may be raw data (the model applies its own preprocessing pipeline) or data processed by the same pipeline.",
+                Annotations::READ_ONLY,
+                move |i: EvaluateInput, _ctx: ToolContext| {
+                    let store = store.clone();
+                    async move { evaluate_classifier(&store, i).await }
+                },
+            ),
+        ]
     }
 }
 
@@ -87,10 +103,10 @@ pub async fn load_for_task(
     })
 }
 
-/// Input of `evaluate_classifier`.
+/// Input of `evaluate_classifier` and `evaluate_regressor`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct EvaluateClassifierInput {
+pub struct EvaluateInput {
     /// The model folder (`models/<training_job_name>`) or its manifest.json.
     #[serde(alias = "model_s3_uri")]
     pub model_uri: String,
@@ -131,7 +147,7 @@ impl ToolResponse for EvaluateClassifierOutput {
 
 async fn evaluate_classifier(
     store: &ArtifactStore,
-    i: EvaluateClassifierInput,
+    i: EvaluateInput,
 ) -> Result<EvaluateClassifierOutput, ToolError> {
     let loaded =
         load_for_task(store, &i.model_uri, "classification", "evaluate_classifier").await?;
@@ -165,6 +181,74 @@ async fn evaluate_classifier(
         .await
         .map_err(|e| ToolError::Execution(format!("evaluation stopped: {e}")))??;
     Ok(EvaluateClassifierOutput {
+        model_uri: loaded
+            .artifact
+            .uri
+            .clone()
+            .unwrap_or_default()
+            .trim_end_matches("/manifest.json")
+            .into(),
+        test_data_uri: i.test_data_uri,
+        rows: df.height(),
+        report,
+    })
+}
+
+/// What `evaluate_regressor` measured.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EvaluateRegressorOutput {
+    pub model_uri: String,
+    pub test_data_uri: String,
+    pub rows: usize,
+    #[serde(flatten)]
+    pub report: crate::metrics::RegressionReport,
+}
+
+impl ToolResponse for EvaluateRegressorOutput {
+    fn summary(&self) -> String {
+        let r = &self.report;
+        format!(
+            "On {} rows: R² {:.4}, RMSE {:.4}, MAE {:.4}, MSE {:.4}, MAPE {:.4}",
+            self.rows, r.r2, r.rmse, r.mae, r.mse, r.mape
+        )
+    }
+}
+
+async fn evaluate_regressor(
+    store: &ArtifactStore,
+    i: EvaluateInput,
+) -> Result<EvaluateRegressorOutput, ToolError> {
+    let loaded = load_for_task(store, &i.model_uri, "regression", "evaluate_regressor").await?;
+    let manifest = &loaded.artifact.manifest;
+    let target = manifest
+        .target
+        .clone()
+        .ok_or_else(|| ToolError::validation("the model has no target column"))?;
+    let df = load_model_input(store, &i.test_data_uri, &loaded.pipeline).await?;
+    if !df.schema().contains(&target) {
+        return Err(ToolError::validation(format!(
+            "`{}` has no target column `{target}` to compare predictions with",
+            i.test_data_uri
+        )));
+    }
+    if df.height() == 0 {
+        return Err(ToolError::validation(format!(
+            "`{}` has no rows to evaluate",
+            i.test_data_uri
+        )));
+    }
+    let x = Matrix::from_frame(&df, &manifest.feature_names).map_err(ToolError::from)?;
+    let y = mlops_train::matrix::numeric_target(&df, &target).map_err(ToolError::from)?;
+    let model = loaded.model.clone();
+    let report = tokio::task::spawn_blocking(move || -> Result<_, TrainError> {
+        Ok(crate::metrics::regression_report(
+            &y,
+            &model.predict_values(&x)?,
+        ))
+    })
+    .await
+    .map_err(|e| ToolError::Execution(format!("evaluation stopped: {e}")))??;
+    Ok(EvaluateRegressorOutput {
         model_uri: loaded
             .artifact
             .uri

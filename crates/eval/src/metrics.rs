@@ -113,6 +113,54 @@ pub fn classification_report(y: &[u32], proba: &[f64], classes: &[String]) -> Cl
     }
 }
 
+/// Regression metrics of predictions against true values.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RegressionReport {
+    pub mae: f64,
+    pub mse: f64,
+    pub rmse: f64,
+    pub r2: f64,
+    /// Mean absolute percentage error, as a fraction (scikit-learn's definition: the denominator
+    /// is at least machine epsilon, so zero targets give very large values).
+    pub mape: f64,
+}
+
+/// Computes the regression report.
+pub fn regression_report(y: &[f64], predicted: &[f64]) -> RegressionReport {
+    let n = y.len().max(1) as f64;
+    let mean = y.iter().sum::<f64>() / n;
+    let mae = y
+        .iter()
+        .zip(predicted)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f64>()
+        / n;
+    let mse = y
+        .iter()
+        .zip(predicted)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        / n;
+    let ss_tot: f64 = y.iter().map(|a| (a - mean).powi(2)).sum();
+    let mape = y
+        .iter()
+        .zip(predicted)
+        .map(|(a, b)| (a - b).abs() / a.abs().max(f64::EPSILON))
+        .sum::<f64>()
+        / n;
+    RegressionReport {
+        mae,
+        mse,
+        rmse: mse.sqrt(),
+        r2: if ss_tot > 0.0 {
+            1.0 - mse * n / ss_tot
+        } else {
+            0.0
+        },
+        mape,
+    }
+}
+
 /// Index of the largest value (the first on ties, as numpy's argmax).
 pub fn argmax(v: &[f64]) -> usize {
     v.iter()
@@ -171,6 +219,17 @@ mod tests {
         let ll =
             -((0.8f64).ln() + (0.4f64).ln() + (0.7f64).ln() + (0.4f64).ln() + (0.9f64).ln()) / 5.0;
         close(r.log_loss, ll);
+    }
+
+    #[test]
+    fn regression_report_matches_hand_computed_values() {
+        let r = regression_report(&[3.0, -0.5, 2.0, 7.0], &[2.5, 0.0, 2.0, 8.0]);
+        close(r.mae, 0.5);
+        close(r.mse, 0.375);
+        close(r.rmse, 0.375f64.sqrt());
+        // scikit-learn's r2_score docs example: 0.948...
+        close(r.r2, 1.0 - 1.5 / 29.1875);
+        close(r.mape, (0.5 / 3.0 + 0.5 / 0.5 + 0.0 + 1.0 / 7.0) / 4.0);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::error::TrainError;
 use crate::forest::{FitHooks, Forest, ForestParams, MaxFeatures, Targets, argmax};
 use crate::jobs::{Job, JobManager, JobSnapshot, JobStatus};
-use crate::matrix::{Matrix, class_indices};
+use crate::matrix::{Matrix, class_indices, numeric_target};
 use crate::model::TrainedModel;
 
 /// Longest training job name (it names a folder and, on SageMaker, a job).
@@ -54,7 +54,24 @@ impl Capability for TrainingCapability {
                 move |i: TrainClassifierInput, ctx: ToolContext| {
                     let (store, jobs) = (store.clone(), jobs.clone());
                     async move {
-                        train_classifier(store, jobs, i, ctx)
+                        train_forest(store, jobs, i, TaskType::Classification, ctx)
+                            .await
+                            .map_err(ToolError::from)
+                    }
+                },
+            )
+        };
+        let train_regressor = {
+            let (store, jobs) = (self.store.clone(), self.jobs.clone());
+            ToolDef::new(
+                "train_supervised_regressor",
+                "Train a regressor",
+                "Train a regression model (numeric target) as a named job and save it under `models/<training_job_name>/` with its preprocessing pipeline. Takes the same inputs as train_supervised_classifier; reports out-of-bag and validation R² and feature importances, with progress per tree.",
+                Annotations::WRITES,
+                move |i: TrainRegressorInput, ctx: ToolContext| {
+                    let (store, jobs) = (store.clone(), jobs.clone());
+                    async move {
+                        train_forest(store, jobs, i, TaskType::Regression, ctx)
                             .await
                             .map_err(ToolError::from)
                     }
@@ -105,8 +122,16 @@ impl Capability for TrainingCapability {
                 },
             )
         };
-        vec![train, metrics, cancel]
+        vec![train, train_regressor, metrics, cancel]
     }
+}
+
+/// The regression algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RegressorAlgorithm {
+    /// A bagged ensemble of regression trees (histogram split search, parallel).
+    RandomForest,
 }
 
 /// The classification algorithms.
@@ -148,9 +173,6 @@ fn default_bins() -> i64 {
 fn default_true() -> bool {
     true
 }
-fn default_max_features() -> MaxFeaturesInput {
-    MaxFeaturesInput::Named(NamedMaxFeatures::Sqrt)
-}
 fn default_seed() -> u64 {
     42
 }
@@ -168,8 +190,8 @@ pub struct RandomForestParams {
     pub min_samples_split: i64,
     #[serde(default = "default_one")]
     pub min_samples_leaf: i64,
-    #[serde(default = "default_max_features")]
-    pub max_features: MaxFeaturesInput,
+    /// Default: `sqrt` for classification, `all` for regression (scikit-learn's defaults).
+    pub max_features: Option<MaxFeaturesInput>,
     /// Train each tree on a bootstrap sample (enables the out-of-bag score).
     #[serde(default = "default_true")]
     pub bootstrap: bool,
@@ -185,7 +207,7 @@ impl Default for RandomForestParams {
             max_depth: None,
             min_samples_split: default_two(),
             min_samples_leaf: default_one(),
-            max_features: default_max_features(),
+            max_features: None,
             bootstrap: true,
             max_bins: default_bins(),
         }
@@ -193,7 +215,7 @@ impl Default for RandomForestParams {
 }
 
 impl RandomForestParams {
-    fn validate(&self, seed: u64) -> Result<ForestParams, TrainError> {
+    fn validate(&self, seed: u64, task: TaskType) -> Result<ForestParams, TrainError> {
         let range = |name: &str, v: i64, lo: i64, hi: i64| -> Result<usize, TrainError> {
             if (lo..=hi).contains(&v) {
                 Ok(v as usize)
@@ -203,7 +225,11 @@ impl RandomForestParams {
                 )))
             }
         };
-        let max_features = match self.max_features {
+        let default = match task {
+            TaskType::Classification => MaxFeaturesInput::Named(NamedMaxFeatures::Sqrt),
+            TaskType::Regression => MaxFeaturesInput::Named(NamedMaxFeatures::All),
+        };
+        let max_features = match self.max_features.unwrap_or(default) {
             MaxFeaturesInput::Named(NamedMaxFeatures::Sqrt) => MaxFeatures::Sqrt,
             MaxFeaturesInput::Named(NamedMaxFeatures::Log2) => MaxFeatures::Log2,
             MaxFeaturesInput::Named(NamedMaxFeatures::All) => MaxFeatures::All,
@@ -230,19 +256,19 @@ impl RandomForestParams {
     }
 }
 
-/// Input of `train_supervised_classifier`.
+/// Input of `train_supervised_classifier` and `train_supervised_regressor`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TrainClassifierInput {
-    pub algorithm: ClassifierAlgorithm,
+pub struct TrainInput<A> {
+    pub algorithm: A,
     /// Training table: processed by `preprocess_supervised`, or raw (then give `target_column`).
     #[serde(alias = "train_data_s3_uri")]
     pub train_data_uri: String,
-    /// The label column; required for raw data, optional for processed data (must match its pipeline).
+    /// The target column; required for raw data, optional for processed data (must match its pipeline).
     pub target_column: Option<String>,
     /// A `pipeline.json` to apply, when it is not beside the training data.
     pub pipeline_uri: Option<String>,
-    /// A held-out table (raw or processed) to report validation accuracy on.
+    /// A held-out table (raw or processed) to report validation accuracy (or R²) on.
     pub validation_data_uri: Option<String>,
     /// Unique job name (letters, digits, `-`, `_`, `.`); it names the model folder. Generated when absent.
     pub training_job_name: Option<String>,
@@ -261,6 +287,9 @@ pub struct TrainClassifierInput {
     #[schemars(range(min = 1))]
     pub max_runtime_seconds: Option<u64>,
 }
+
+pub type TrainClassifierInput = TrainInput<ClassifierAlgorithm>;
+pub type TrainRegressorInput = TrainInput<RegressorAlgorithm>;
 
 /// Names a training job.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -412,13 +441,14 @@ pub async fn prepare_supervised(
     })
 }
 
-async fn train_classifier(
+async fn train_forest<A: Send + Sync + 'static>(
     store: ArtifactStore,
     jobs: Arc<JobManager>,
-    i: TrainClassifierInput,
+    i: TrainInput<A>,
+    task: TaskType,
     ctx: ToolContext,
 ) -> Result<JobReport, TrainError> {
-    let params = i.hyperparameters.validate(i.seed)?;
+    let params = i.hyperparameters.validate(i.seed, task)?;
     let name = i
         .training_job_name
         .clone()
@@ -440,7 +470,7 @@ async fn train_classifier(
         let ctx = ctx.clone();
         async move {
             let _enter = span.enter();
-            let result = run_forest_job(&store, &job, &name, &i, params, &ctx).await;
+            let result = run_forest_job(&store, &job, &name, &i, task, params, &ctx).await;
             match &result {
                 Ok((metrics, uri)) => job.finish(
                     JobStatus::Completed,
@@ -474,11 +504,12 @@ async fn train_classifier(
 }
 
 /// Trains, evaluates on the training and validation data, and saves the model.
-async fn run_forest_job(
+async fn run_forest_job<A>(
     store: &ArtifactStore,
     job: &Arc<Job>,
     name: &str,
-    i: &TrainClassifierInput,
+    i: &TrainInput<A>,
+    task: TaskType,
     params: ForestParams,
     ctx: &ToolContext,
 ) -> Result<(serde_json::Value, String), TrainError> {
@@ -487,7 +518,7 @@ async fn run_forest_job(
         &i.train_data_uri,
         i.target_column.as_deref(),
         i.pipeline_uri.as_deref(),
-        TaskType::Classification,
+        task,
     )
     .await?;
     let pipeline = prepared.pipeline;
@@ -496,9 +527,10 @@ async fn run_forest_job(
         .clone()
         .ok_or_else(|| TrainError::invalid("the pipeline has no target"))?;
     let x = Matrix::from_frame(&prepared.frame, &pipeline.feature_names)?;
-    let y = class_indices(&prepared.frame, &spec.name, &spec.classes)?;
-    let present = y.iter().collect::<std::collections::HashSet<_>>().len();
-    if present < 2 {
+    let y = Labels::of(&prepared.frame, &spec)?;
+    if let Labels::Classes(y, _) = &y
+        && y.iter().collect::<std::collections::HashSet<_>>().len() < 2
+    {
         return Err(TrainError::invalid(format!(
             "the training data holds only one class of `{}`; a classifier needs at least two",
             spec.name
@@ -509,7 +541,7 @@ async fn run_forest_job(
             let df = mlops_data::prepared::load_model_input(store, uri, &pipeline).await?;
             Some((
                 Matrix::from_frame(&df, &pipeline.feature_names)?,
-                class_indices(&df, &spec.name, &spec.classes)?,
+                Labels::of(&df, &spec)?,
             ))
         }
         None => None,
@@ -544,7 +576,6 @@ async fn run_forest_job(
             cancelled.store(true, Ordering::Relaxed);
         });
     }
-    let n_classes = spec.classes.len();
     let progress = ctx.progress_fn();
     let job_for_fit = job.clone();
     let flag = cancelled.clone();
@@ -561,12 +592,10 @@ async fn run_forest_job(
             on_tree: &on_tree,
         };
         let started = std::time::Instant::now();
-        let (forest, oob) =
-            Forest::fit(&x, Targets::Classes { y: &y, n_classes }, &params, &hooks).ok()?;
+        let (forest, oob) = Forest::fit(&x, y.targets(), &params, &hooks).ok()?;
         let fit_seconds = started.elapsed().as_secs_f64();
-        let train_accuracy = accuracy(&forest.predict_raw(&x), &y, n_classes);
-        let validation_accuracy =
-            validation.map(|(vx, vy)| accuracy(&forest.predict_raw(&vx), &vy, n_classes));
+        let train_accuracy = y.score(&forest.predict_raw(&x));
+        let validation_accuracy = validation.map(|(vx, vy)| vy.score(&forest.predict_raw(&vx)));
         Some((
             forest,
             oob,
@@ -588,8 +617,12 @@ async fn run_forest_job(
         }
         return Err(TrainError::Cancelled(name.into()));
     };
+    let metric = match task {
+        TaskType::Classification => "accuracy",
+        TaskType::Regression => "r2",
+    };
     for (step, score) in &oob {
-        job.push_metric(*step, "oob_accuracy", *score);
+        job.push_metric(*step, &format!("oob_{metric}"), *score);
     }
     let mut importances: Vec<(String, f64)> = pipeline
         .feature_names
@@ -598,12 +631,12 @@ async fn run_forest_job(
         .zip(forest.feature_importances.iter().copied())
         .collect();
     importances.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let mut metrics = json!({ "train_accuracy": train_accuracy, "train_rows": prepared.frame.height(), "fit_seconds": fit_seconds });
+    let mut metrics = json!({ format!("train_{metric}"): train_accuracy, "train_rows": prepared.frame.height(), "fit_seconds": fit_seconds });
     if let Some((_, score)) = oob.last() {
-        metrics["oob_accuracy"] = json!(score);
+        metrics[format!("oob_{metric}")] = json!(score);
     }
     if let Some(v) = validation_accuracy {
-        metrics["validation_accuracy"] = json!(v);
+        metrics[format!("validation_{metric}")] = json!(v);
     }
     metrics["feature_importances"] = json!(
         importances
@@ -617,7 +650,7 @@ async fn run_forest_job(
         format_version: 0,
         name: name.into(),
         algorithm: "random_forest".into(),
-        task: TaskType::Classification.as_str().into(),
+        task: task.as_str().into(),
         feature_names: pipeline.feature_names.clone(),
         target: Some(spec.name.clone()),
         classes: spec.classes.clone(),
@@ -645,6 +678,51 @@ async fn run_forest_job(
         metrics,
         saved.uri().trim_end_matches("/manifest.json").to_string(),
     ))
+}
+
+/// The training target: class indices (and the class count) or values.
+enum Labels {
+    Classes(Vec<u32>, usize),
+    Values(Vec<f64>),
+}
+
+impl Labels {
+    fn of(df: &DataFrame, spec: &mlops_data::pipeline::TargetSpec) -> Result<Self, TrainError> {
+        Ok(match spec.task {
+            TaskType::Classification => Labels::Classes(
+                class_indices(df, &spec.name, &spec.classes)?,
+                spec.classes.len(),
+            ),
+            TaskType::Regression => Labels::Values(numeric_target(df, &spec.name)?),
+        })
+    }
+
+    fn targets(&self) -> Targets<'_> {
+        match self {
+            Labels::Classes(y, k) => Targets::Classes { y, n_classes: *k },
+            Labels::Values(y) => Targets::Values(y),
+        }
+    }
+
+    /// Accuracy of class probabilities, or R² of predicted values.
+    fn score(&self, predicted: &[f64]) -> f64 {
+        match self {
+            Labels::Classes(y, k) => accuracy(predicted, y, *k),
+            Labels::Values(y) => r2(y, predicted),
+        }
+    }
+}
+
+/// Coefficient of determination (1 is perfect; 0 is no better than the mean).
+pub fn r2(y: &[f64], predicted: &[f64]) -> f64 {
+    let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
+    let ss_res: f64 = y.iter().zip(predicted).map(|(a, b)| (a - b).powi(2)).sum();
+    let ss_tot: f64 = y.iter().map(|a| (a - mean).powi(2)).sum();
+    if ss_tot > 0.0 {
+        1.0 - ss_res / ss_tot
+    } else {
+        0.0
+    }
 }
 
 /// Share of rows whose most probable class is the true one.
