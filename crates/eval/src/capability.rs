@@ -145,12 +145,36 @@ impl ToolResponse for EvaluateClassifierOutput {
     }
 }
 
-async fn evaluate_classifier(
+/// A model and held-out data ready to score.
+struct Prepared {
+    loaded: LoadedModel,
+    df: polars::prelude::DataFrame,
+    x: Matrix,
+    target: String,
+}
+
+impl Prepared {
+    /// The model's folder, as results report it.
+    fn model_uri(&self) -> String {
+        self.loaded
+            .artifact
+            .uri
+            .clone()
+            .unwrap_or_default()
+            .trim_end_matches("/manifest.json")
+            .into()
+    }
+}
+
+/// Loads a `task` model and its evaluation data (through the model's pipeline), checking the data
+/// has rows and the target.
+async fn prepare(
     store: &ArtifactStore,
-    i: EvaluateInput,
-) -> Result<EvaluateClassifierOutput, ToolError> {
-    let loaded =
-        load_for_task(store, &i.model_uri, "classification", "evaluate_classifier").await?;
+    i: &EvaluateInput,
+    task: &str,
+    evaluator: &str,
+) -> Result<Prepared, ToolError> {
+    let loaded = load_for_task(store, &i.model_uri, task, evaluator).await?;
     let manifest = &loaded.artifact.manifest;
     let target = manifest
         .target
@@ -170,26 +194,45 @@ async fn evaluate_classifier(
         )));
     }
     let x = Matrix::from_frame(&df, &manifest.feature_names).map_err(ToolError::from)?;
-    let y = class_indices(&df, &target, &manifest.classes).map_err(ToolError::from)?;
-    let model = loaded.model.clone();
-    let classes = manifest.classes.clone();
-    let report =
-        tokio::task::spawn_blocking(move || -> Result<ClassificationReport, TrainError> {
-            let proba = model.predict_proba(&x)?;
-            Ok(classification_report(&y, &proba, &classes))
-        })
+    Ok(Prepared {
+        loaded,
+        df,
+        x,
+        target,
+    })
+}
+
+/// Runs a scoring function off the async threads.
+async fn score<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, TrainError> + Send + 'static,
+) -> Result<T, ToolError> {
+    tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ToolError::Execution(format!("evaluation stopped: {e}")))??;
+        .map_err(|e| ToolError::Execution(format!("evaluation stopped: {e}")))?
+        .map_err(ToolError::from)
+}
+
+async fn evaluate_classifier(
+    store: &ArtifactStore,
+    i: EvaluateInput,
+) -> Result<EvaluateClassifierOutput, ToolError> {
+    let p = prepare(store, &i, "classification", "evaluate_classifier").await?;
+    let (model_uri, rows) = (p.model_uri(), p.df.height());
+    let classes = p.loaded.artifact.manifest.classes.clone();
+    let y = class_indices(&p.df, &p.target, &classes).map_err(ToolError::from)?;
+    let (model, x) = (p.loaded.model, p.x);
+    let report = score(move || {
+        Ok(classification_report(
+            &y,
+            &model.predict_proba(&x)?,
+            &classes,
+        ))
+    })
+    .await?;
     Ok(EvaluateClassifierOutput {
-        model_uri: loaded
-            .artifact
-            .uri
-            .clone()
-            .unwrap_or_default()
-            .trim_end_matches("/manifest.json")
-            .into(),
+        model_uri,
         test_data_uri: i.test_data_uri,
-        rows: df.height(),
+        rows,
         report,
     })
 }
@@ -218,46 +261,21 @@ async fn evaluate_regressor(
     store: &ArtifactStore,
     i: EvaluateInput,
 ) -> Result<EvaluateRegressorOutput, ToolError> {
-    let loaded = load_for_task(store, &i.model_uri, "regression", "evaluate_regressor").await?;
-    let manifest = &loaded.artifact.manifest;
-    let target = manifest
-        .target
-        .clone()
-        .ok_or_else(|| ToolError::validation("the model has no target column"))?;
-    let df = load_model_input(store, &i.test_data_uri, &loaded.pipeline).await?;
-    if !df.schema().contains(&target) {
-        return Err(ToolError::validation(format!(
-            "`{}` has no target column `{target}` to compare predictions with",
-            i.test_data_uri
-        )));
-    }
-    if df.height() == 0 {
-        return Err(ToolError::validation(format!(
-            "`{}` has no rows to evaluate",
-            i.test_data_uri
-        )));
-    }
-    let x = Matrix::from_frame(&df, &manifest.feature_names).map_err(ToolError::from)?;
-    let y = mlops_train::matrix::numeric_target(&df, &target).map_err(ToolError::from)?;
-    let model = loaded.model.clone();
-    let report = tokio::task::spawn_blocking(move || -> Result<_, TrainError> {
+    let p = prepare(store, &i, "regression", "evaluate_regressor").await?;
+    let (model_uri, rows) = (p.model_uri(), p.df.height());
+    let y = mlops_train::matrix::numeric_target(&p.df, &p.target).map_err(ToolError::from)?;
+    let (model, x) = (p.loaded.model, p.x);
+    let report = score(move || {
         Ok(crate::metrics::regression_report(
             &y,
             &model.predict_values(&x)?,
         ))
     })
-    .await
-    .map_err(|e| ToolError::Execution(format!("evaluation stopped: {e}")))??;
+    .await?;
     Ok(EvaluateRegressorOutput {
-        model_uri: loaded
-            .artifact
-            .uri
-            .clone()
-            .unwrap_or_default()
-            .trim_end_matches("/manifest.json")
-            .into(),
+        model_uri,
         test_data_uri: i.test_data_uri,
-        rows: df.height(),
+        rows,
         report,
     })
 }

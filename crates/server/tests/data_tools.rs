@@ -5,24 +5,6 @@ mod common;
 use common::Server;
 use serde_json::{Value, json};
 
-async fn ok(s: &Server, tool: &str, args: Value) -> Value {
-    let r = s.call(tool, args.clone()).await;
-    assert!(!r.is_error, "{tool} {args}: {}", r.text);
-    r.structured
-}
-
-async fn err(s: &Server, tool: &str, args: Value, expected: &str) {
-    let before = s.files();
-    let r = s.call(tool, args.clone()).await;
-    assert!(r.is_error, "{tool} {args} should fail, got {}", r.text);
-    assert!(
-        r.text.contains(expected),
-        "{tool} {args}: `{}` lacks `{expected}`",
-        r.text
-    );
-    assert_eq!(s.files(), before, "{tool} {args} left files behind");
-}
-
 #[tokio::test]
 async fn validate_engineer_and_prepare() {
     let s = Server::start().await;
@@ -34,7 +16,7 @@ async fn validate_engineer_and_prepare() {
     )
     .unwrap();
 
-    let report = ok(&s, "validate_data", json!({
+    let report = s.ok("validate_data", json!({
         "dataset_uri": "datasets/messy.csv", "target_column": "label",
         "expectations": {"required_columns": ["amount", "region"], "columns": {"plan": {"allowed_values": ["a"]}}}
     }))
@@ -56,12 +38,12 @@ async fn validate_engineer_and_prepare() {
     ] {
         assert!(checks.contains(&c), "{c} missing from {checks:?}");
     }
-    let clean = ok(
-        &s,
-        "validate_data",
-        json!({"dataset_uri": "datasets/c.csv", "target_column": "label"}),
-    )
-    .await;
+    let clean = s
+        .ok(
+            "validate_data",
+            json!({"dataset_uri": "datasets/c.csv", "target_column": "label"}),
+        )
+        .await;
     assert_eq!(clean["passed"], true, "{clean}");
 
     // 200 ordinary rows and 5 with one wild value each.
@@ -75,9 +57,7 @@ async fn validate_engineer_and_prepare() {
         ));
     }
     std::fs::write(s.path("datasets/spiky.csv"), spiky).unwrap();
-    let unsup = ok(
-        &s,
-        "preprocess_unsupervised",
+    let unsup = s.ok("preprocess_unsupervised",
         json!({"dataset_uri": "datasets/spiky.csv", "outliers": {"zscore": {"threshold": 3.0}}}),
     )
     .await;
@@ -86,43 +66,40 @@ async fn validate_engineer_and_prepare() {
         unsup["feature_names"],
         json!(["a", "b", "kind=x", "kind=y"])
     );
-    let loaded = ok(
-        &s,
-        "load_dataset",
-        json!({"dataset_uri": unsup["data_uri"]}),
-    )
-    .await;
+    let loaded = s
+        .ok("load_dataset", json!({"dataset_uri": unsup["data_uri"]}))
+        .await;
     assert_eq!(loaded["row_count"], 200);
-    let iqr = ok(&s, "preprocess_unsupervised", json!({"dataset_uri": "datasets/spiky.csv", "outliers": {"iqr": {"factor": 1.5}}, "output_name": "spiky-iqr"})).await;
+    let iqr = s.ok("preprocess_unsupervised", json!({"dataset_uri": "datasets/spiky.csv", "outliers": {"iqr": {"factor": 1.5}}, "output_name": "spiky-iqr"})).await;
     assert_eq!(iqr["outlier_rows_removed"], 5);
-    let blobs = ok(
-        &s,
-        "preprocess_unsupervised",
-        json!({"dataset_uri": "datasets/blobs.csv"}),
-    )
-    .await;
+    let blobs = s
+        .ok(
+            "preprocess_unsupervised",
+            json!({"dataset_uri": "datasets/blobs.csv"}),
+        )
+        .await;
     assert_eq!(blobs["feature_names"].as_array().unwrap().len(), 5);
 
-    let split = ok(
-        &s,
-        "split_dataset",
-        json!({"dataset_uri": "datasets/c.csv", "stratify_column": "label"}),
-    )
-    .await;
-    let fe = ok(
-        &s,
-        "feature_engineering",
-        json!({
-            "dataset_uri": split["train"]["uri"], "apply_to": [split["test"]["uri"]],
-            "operations": [
-                {"derive": {"name": "ratio", "expression": "f0 / (abs(f2) + 1)"}},
-                {"polynomial": {"columns": ["f0", "f1"], "interaction_only": true}},
-                {"bin": {"column": "f7", "bins": 4, "strategy": "quantile"}},
-                {"select": {"method": {"top_k": {"target": "label", "k": 6}}}}
-            ]
-        }),
-    )
-    .await;
+    let split = s
+        .ok(
+            "split_dataset",
+            json!({"dataset_uri": "datasets/c.csv", "stratify_column": "label"}),
+        )
+        .await;
+    let fe = s
+        .ok(
+            "feature_engineering",
+            json!({
+                "dataset_uri": split["train"]["uri"], "apply_to": [split["test"]["uri"]],
+                "operations": [
+                    {"derive": {"name": "ratio", "expression": "f0 / (abs(f2) + 1)"}},
+                    {"polynomial": {"columns": ["f0", "f1"], "interaction_only": true}},
+                    {"bin": {"column": "f7", "bins": 4, "strategy": "quantile"}},
+                    {"select": {"method": {"top_k": {"target": "label", "k": 6}}}}
+                ]
+            }),
+        )
+        .await;
     assert!(
         fe["added_columns"]
             .as_array()
@@ -131,13 +108,15 @@ async fn validate_engineer_and_prepare() {
             .any(|c| c == "ratio"),
         "{fe}"
     );
-    let test_out = ok(
-        &s,
-        "load_dataset",
-        json!({"dataset_uri": fe["outputs"][1]["uri"]}),
-    )
-    .await;
-    let train_out = ok(&s, "load_dataset", json!({"dataset_uri": fe["data_uri"]})).await;
+    let test_out = s
+        .ok(
+            "load_dataset",
+            json!({"dataset_uri": fe["outputs"][1]["uri"]}),
+        )
+        .await;
+    let train_out = s
+        .ok("load_dataset", json!({"dataset_uri": fe["data_uri"]}))
+        .await;
     let names = |v: &Value| {
         v["columns"]
             .as_array()
@@ -153,7 +132,7 @@ async fn validate_engineer_and_prepare() {
     );
 
     // Engineered data trains like any other table.
-    let job = ok(&s, "train_supervised_classifier", json!({
+    let job = s.ok("train_supervised_classifier", json!({
         "algorithm": "random_forest", "train_data_uri": fe["data_uri"], "target_column": "label",
         "validation_data_uri": fe["outputs"][1]["uri"], "hyperparameters": {"n_estimators": 20}
     }))
@@ -169,12 +148,12 @@ async fn validate_engineer_and_prepare() {
     )
     .unwrap();
     let cols = json!({"state_columns": ["x", "v"], "next_state_columns": ["x2", "v2"], "action_column": "a", "reward_column": "r", "done_column": "d"});
-    let replay = ok(
-        &s,
-        "preprocess_reinforcement",
-        json!({"dataset_uri": "datasets/log.csv", "transitions": cols}),
-    )
-    .await;
+    let replay = s
+        .ok(
+            "preprocess_reinforcement",
+            json!({"dataset_uri": "datasets/log.csv", "transitions": cols}),
+        )
+        .await;
     assert_eq!(replay["replay"]["episodes"], 1);
     assert!(
         replay["replay_uri"]
@@ -182,17 +161,15 @@ async fn validate_engineer_and_prepare() {
             .unwrap()
             .ends_with("processed/log/replay/replay.parquet")
     );
-    let env = ok(
-        &s,
-        "preprocess_reinforcement",
-        json!({"environment": {"name": "CartPole-v1"}}),
-    )
-    .await;
+    let env = s
+        .ok(
+            "preprocess_reinforcement",
+            json!({"environment": {"name": "CartPole-v1"}}),
+        )
+        .await;
     assert_eq!(env["environment"]["max_episode_steps"], 500);
 
-    let saved = ok(
-        &s,
-        "save_processed_data",
+    let saved = s.ok("save_processed_data",
         json!({"dataset_uri": blobs["data_uri"], "output_name": "blobs-final", "format": "csv"}),
     )
     .await;
@@ -208,46 +185,40 @@ async fn validate_engineer_and_prepare() {
     );
 
     std::fs::write(s.path("datasets/nulls.csv"), "a,b\n,1\n,2\n").unwrap();
-    err(&s, "feature_engineering", json!({"dataset_uri": "datasets/c.csv", "operations": [{"derive": {"name": "z", "expression": "nope * 2"}}]}), "column `nope` not found").await;
-    err(&s, "feature_engineering", json!({"dataset_uri": "datasets/c.csv", "operations": [{"derive": {"name": "z", "expression": "segment * 2"}}]}), "not numeric").await;
-    err(&s, "feature_engineering", json!({"dataset_uri": "datasets/c.csv", "operations": [{"derive": {"name": "f0", "expression": "f1"}}]}), "already exists").await;
-    err(
-        &s,
+    s.err("feature_engineering", json!({"dataset_uri": "datasets/c.csv", "operations": [{"derive": {"name": "z", "expression": "nope * 2"}}]}), "column `nope` not found").await;
+    s.err("feature_engineering", json!({"dataset_uri": "datasets/c.csv", "operations": [{"derive": {"name": "z", "expression": "segment * 2"}}]}), "not numeric").await;
+    s.err("feature_engineering", json!({"dataset_uri": "datasets/c.csv", "operations": [{"derive": {"name": "f0", "expression": "f1"}}]}), "already exists").await;
+    s.err(
         "preprocess_unsupervised",
         json!({"dataset_uri": "datasets/nulls.csv", "drop_columns": ["b"]}),
         "no usable feature columns",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "preprocess_unsupervised",
         json!({"dataset_uri": "datasets/blobs.csv", "outliers": {"zscore": {"threshold": -1}}}),
         "positive number",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "preprocess_reinforcement",
         json!({"environment": {"name": "Pong"}}),
         "unknown environment `Pong`",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "preprocess_reinforcement",
         json!({"dataset_uri": "datasets/log.csv"}),
         "give either dataset_uri with transitions",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "validate_data",
         json!({"dataset_uri": "datasets/c.csv", "expectations": {"max_missing_fraction": 2}}),
         "between 0 and 1",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "save_processed_data",
         json!({"dataset_uri": "datasets/c.csv", "output_name": "../up"}),
         "output_name",

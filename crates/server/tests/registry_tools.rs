@@ -4,63 +4,44 @@
 mod common;
 
 use common::Server;
-use serde_json::{Value, json};
-
-async fn ok(s: &Server, tool: &str, args: Value) -> Value {
-    let r = s.call(tool, args.clone()).await;
-    assert!(!r.is_error, "{tool} {args}: {}", r.text);
-    r.structured
-}
-
-async fn err(s: &Server, tool: &str, args: Value, expected: &str) {
-    let r = s.call(tool, args.clone()).await;
-    assert!(r.is_error, "{tool} {args} should fail, got {}", r.text);
-    assert!(
-        r.text.contains(expected),
-        "{tool} {args}: `{}` lacks `{expected}`",
-        r.text
-    );
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn lifecycle_and_bad_input() {
     let s = Server::start().await;
     s.generate("classification", 400, "datasets/d.csv");
-    ok(&s, "train_supervised_classifier", json!({
+    s.ok("train_supervised_classifier", json!({
         "algorithm": "random_forest", "train_data_uri": "datasets/d.csv", "target_column": "label",
         "training_job_name": "m1", "hyperparameters": {"n_estimators": 5}
     }))
     .await;
     for (i, acc) in [0.80, 0.85, 0.90].iter().enumerate() {
-        let v = ok(&s, "register_model", json!({"model_name": "churn", "model_uri": "models/m1", "metrics": {"accuracy": acc}, "tags": {"team": "growth"}})).await;
+        let v = s.ok("register_model", json!({"model_name": "churn", "model_uri": "models/m1", "metrics": {"accuracy": acc}, "tags": {"team": "growth"}})).await;
         assert_eq!(v["version"], i as i64 + 1);
     }
-    err(
-        &s,
+    s.err(
         "transition_model_stage",
         json!({"model_name": "churn", "version": 3, "stage": "Production"}),
         "approve it",
     )
     .await;
     for v in [2, 3] {
-        ok(&s, "set_model_approval", json!({"model_name": "churn", "version": v, "approval_status": "Approved", "actor": "alice", "reason": "passed review"})).await;
+        s.ok("set_model_approval", json!({"model_name": "churn", "version": v, "approval_status": "Approved", "actor": "alice", "reason": "passed review"})).await;
     }
-    ok(
-        &s,
+    s.ok(
         "transition_model_stage",
         json!({"model_name": "churn", "version": 2, "stage": "Production"}),
     )
     .await;
-    let v3 = ok(
-        &s,
-        "transition_model_stage",
-        json!({"model_name": "churn", "version": 3, "stage": "Production"}),
-    )
-    .await;
+    let v3 = s
+        .ok(
+            "transition_model_stage",
+            json!({"model_name": "churn", "version": 3, "stage": "Production"}),
+        )
+        .await;
     assert_eq!(v3["stage"], "Production");
     assert_eq!(
-        ok(
-            &s,
+        s.ok(
             "get_model_version",
             json!({"model_name": "churn", "version": 2})
         )
@@ -68,22 +49,19 @@ async fn lifecycle_and_bad_input() {
         "Archived"
     );
 
-    ok(
-        &s,
+    s.ok(
         "set_model_alias",
         json!({"model_name": "churn", "alias": "champion", "version": 3}),
     )
     .await;
-    err(
-        &s,
+    s.err(
         "set_model_alias",
         json!({"model_name": "churn", "alias": "champion", "version": 1}),
         "reassign: true",
     )
     .await;
     assert_eq!(
-        ok(
-            &s,
+        s.ok(
             "get_model_version",
             json!({"model_name": "churn", "alias": "champion"})
         )
@@ -91,17 +69,14 @@ async fn lifecycle_and_bad_input() {
         3
     );
 
-    let rb = ok(
-        &s,
-        "rollback_model",
+    let rb = s.ok("rollback_model",
         json!({"model_name": "churn", "actor": "bob", "reason": "accuracy dropped in production"}),
     )
     .await;
     assert_eq!(rb["to"]["version"], 2);
     assert_eq!(rb["from"]["stage"], "Archived");
     assert_eq!(
-        ok(
-            &s,
+        s.ok(
             "get_model_version",
             json!({"model_name": "churn", "stage": "Production"})
         )
@@ -109,16 +84,14 @@ async fn lifecycle_and_bad_input() {
         2
     );
     // v1 was never approved: a second rollback has nowhere to go and changes nothing.
-    err(
-        &s,
+    s.err(
         "rollback_model",
         json!({"model_name": "churn"}),
         "no approved version older than Production version 2",
     )
     .await;
     assert_eq!(
-        ok(
-            &s,
+        s.ok(
             "get_model_version",
             json!({"model_name": "churn", "stage": "Production"})
         )
@@ -126,7 +99,7 @@ async fn lifecycle_and_bad_input() {
         2
     );
 
-    let found = ok(&s, "search_models", json!({
+    let found = s.ok("search_models", json!({
         "name_pattern": "ch*", "tags": {"team": "growth"}, "metric": {"name": "accuracy", "min": 0.84},
         "order": {"metric": {"name": "accuracy"}}, "limit": 1
     }))
@@ -135,78 +108,67 @@ async fn lifecycle_and_bad_input() {
     assert_eq!(found["versions"][0]["version"], 3);
     assert_eq!(found["next_offset"], 1);
 
-    err(
-        &s,
+    s.err(
         "get_model_version",
         json!({"model_name": "nope"}),
         "no model named `nope` is registered",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "get_model_version",
         json!({"model_name": "churn", "version": 42}),
         "model `churn` has no version 42",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "register_model",
         json!({"model_name": "churn", "model_uri": "models/m1", "metrics": {"accuracy": "high"}}),
         "invalid type: string \"high\", expected f64",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "register_model",
         json!({"model_name": "churn", "model_uri": "models/ghost"}),
         "no model at `models/ghost`",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "register_model",
         json!({"model_name": "bad name!", "model_uri": "models/m1"}),
         "model_name `bad name!`",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "transition_model_stage",
         json!({"model_name": "churn", "version": 1, "stage": "Live"}),
         "unknown variant `Live`",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "delete_model_version",
         json!({"model_name": "churn", "version": 2, "confirm": true}),
         "is in Production",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "delete_model_version",
         json!({"model_name": "churn", "version": 1}),
         "confirm: true",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "search_models",
         json!({"limit": 0}),
         "limit must be between 1 and 100",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "search_models",
         json!({"metric": {"name": "accuracy", "min": 0.9, "max": 0.1}}),
         "is empty",
     )
     .await;
-    err(
-        &s,
+    s.err(
         "search_models",
         json!({"created_after": "last week"}),
         "not a date",
@@ -218,8 +180,7 @@ async fn lifecycle_and_bad_input() {
     let mut bytes = std::fs::read(&blob).unwrap();
     bytes[10] ^= 1;
     std::fs::write(&blob, bytes).unwrap();
-    err(
-        &s,
+    s.err(
         "register_model",
         json!({"model_name": "churn", "model_uri": "models/m1"}),
         "failed its checksum",

@@ -6,38 +6,32 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use serde_json::{Value, json};
-
-async fn ok(s: &Server, tool: &str, args: Value) -> Value {
-    let r = s.call(tool, args.clone()).await;
-    assert!(!r.is_error, "{tool} {args}: {}", r.text);
-    r.structured
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn regression_cancellation_reload_and_wrong_kinds() {
     let s = Server::start().await;
     s.generate("regression", 3000, "datasets/r.csv");
     s.generate("classification", 3000, "datasets/c.csv");
-    let split = ok(
-        &s,
-        "split_dataset",
-        json!({"dataset_uri": "datasets/r.csv", "seed": 3}),
-    )
-    .await;
-    let job = ok(&s, "train_supervised_regressor", json!({
+    let split = s
+        .ok(
+            "split_dataset",
+            json!({"dataset_uri": "datasets/r.csv", "seed": 3}),
+        )
+        .await;
+    let job = s.ok("train_supervised_regressor", json!({
         "algorithm": "random_forest", "train_data_uri": split["train"]["uri"], "target_column": "target",
         "validation_data_uri": split["validation"]["uri"], "training_job_name": "reg-1",
         "hyperparameters": {"n_estimators": 60}
     }))
     .await;
     assert!(job["metrics"]["oob_r2"].as_f64().unwrap() > 0.8, "{job}");
-    let eval = ok(
-        &s,
-        "evaluate_regressor",
-        json!({"model_uri": "models/reg-1", "test_data_uri": split["test"]["uri"]}),
-    )
-    .await;
+    let eval = s
+        .ok(
+            "evaluate_regressor",
+            json!({"model_uri": "models/reg-1", "test_data_uri": split["test"]["uri"]}),
+        )
+        .await;
     let r2 = eval["r2"].as_f64().unwrap();
     assert!(r2 > 0.85, "R² {r2}");
     assert!((eval["rmse"].as_f64().unwrap().powi(2) - eval["mse"].as_f64().unwrap()).abs() < 1e-9);
@@ -71,27 +65,20 @@ async fn regression_cancellation_reload_and_wrong_kinds() {
     );
 
     // A long job started without waiting, then cancelled: it stops within a second and saves nothing.
-    let started = ok(&s, "train_supervised_classifier", json!({
+    let started = s.ok("train_supervised_classifier", json!({
         "algorithm": "random_forest", "train_data_uri": "datasets/c.csv", "target_column": "label",
         "training_job_name": "long", "wait": false, "hyperparameters": {"n_estimators": 5000}
     }))
     .await;
     assert_eq!(started["status"], "running");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    ok(
-        &s,
-        "cancel_training_job",
-        json!({"training_job_name": "long"}),
-    )
-    .await;
+    s.ok("cancel_training_job", json!({"training_job_name": "long"}))
+        .await;
     let asked = Instant::now();
     loop {
-        let m = ok(
-            &s,
-            "get_training_metrics",
-            json!({"training_job_name": "long"}),
-        )
-        .await;
+        let m = s
+            .ok("get_training_metrics", json!({"training_job_name": "long"}))
+            .await;
         if m["status"] == "cancelled" {
             break;
         }

@@ -68,6 +68,26 @@ impl Server {
         call(&self.client, tool, args).await
     }
 
+    /// Calls a tool that must succeed; returns its structured content.
+    pub async fn ok(&self, tool: &str, args: Value) -> Value {
+        let r = self.call(tool, args.clone()).await;
+        assert!(!r.is_error, "{tool} {args}: {}", r.text);
+        r.structured
+    }
+
+    /// Calls a tool that must fail with a message containing `expected`, writing no file.
+    pub async fn err(&self, tool: &str, args: Value, expected: &str) {
+        let before = self.files();
+        let r = self.call(tool, args.clone()).await;
+        assert!(r.is_error, "{tool} {args} should fail, got {}", r.text);
+        assert!(
+            r.text.contains(expected),
+            "{tool} {args}: `{}` lacks `{expected}`",
+            r.text
+        );
+        assert_eq!(self.files(), before, "{tool} {args} left files behind");
+    }
+
     /// Every file under the home folder except the database, sorted.
     pub fn files(&self) -> Vec<String> {
         let mut out = Vec::new();
