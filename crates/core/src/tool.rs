@@ -128,7 +128,7 @@ pub struct ToolDef {
 impl ToolDef {
     /// Defines a typed tool. The input schema comes from `I`, the output schema from `O`; the
     /// arguments are deserialized strictly (unknown fields are errors, so typos are caught).
-    pub fn new<I, O, F, Fut>(
+    pub fn new<I, O, E, F, Fut>(
         name: &'static str,
         title: &'static str,
         description: &'static str,
@@ -138,8 +138,9 @@ impl ToolDef {
     where
         I: DeserializeOwned + JsonSchema + Send + 'static,
         O: ToolResponse + 'static,
+        E: Into<ToolError>,
         F: Fn(I, ToolContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
     {
         let handler = Arc::new(handler);
         let erased: Handler = Arc::new(move |args: Value, ctx: ToolContext| {
@@ -147,7 +148,7 @@ impl ToolDef {
             Box::pin(async move {
                 let input: I = serde_json::from_value(args)
                     .map_err(|e| ToolError::Validation(format!("arguments for `{name}`: {e}")))?;
-                let out = handler(input, ctx).await?;
+                let out = handler(input, ctx).await.map_err(Into::into)?;
                 let structured = serde_json::to_value(&out).map_err(|e| {
                     ToolError::Execution(format!("could not encode the result: {e}"))
                 })?;
@@ -169,6 +170,31 @@ impl ToolDef {
             },
             handler: erased,
         }
+    }
+}
+
+impl ToolDef {
+    /// As [`ToolDef::new`], for a handler that needs shared state (a store, a registry): each call
+    /// gets its own clone of `state`.
+    pub fn with<S, I, O, E, F, Fut>(
+        state: S,
+        name: &'static str,
+        title: &'static str,
+        description: &'static str,
+        annotations: Annotations,
+        handler: F,
+    ) -> Self
+    where
+        S: Clone + Send + Sync + 'static,
+        I: DeserializeOwned + JsonSchema + Send + 'static,
+        O: ToolResponse + 'static,
+        E: Into<ToolError>,
+        F: Fn(S, I, ToolContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+    {
+        Self::new(name, title, description, annotations, move |i, ctx| {
+            handler(state.clone(), i, ctx)
+        })
     }
 }
 
@@ -378,7 +404,7 @@ mod tests {
                 "Echo",
                 "Echoes text.",
                 Annotations::READ_ONLY,
-                |i: EchoIn, _ctx| async move { Ok(EchoOut { text: i.text }) },
+                |i: EchoIn, _ctx| async move { Ok::<_, ToolError>(EchoOut { text: i.text }) },
             )]
         }
     }

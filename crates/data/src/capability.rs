@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use mlops_core::{
-    Annotations, ArtifactStore, Capability, ToolContext, ToolDef, ToolError, ToolResponse,
-};
+use mlops_core::{Annotations, ArtifactStore, Capability, ToolDef, ToolResponse};
 use polars::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,116 +39,74 @@ impl Capability for DataCapability {
     }
 
     fn tools(&self) -> Vec<ToolDef> {
-        let s = self.store.clone();
-        let load = {
-            let s = s.clone();
-            ToolDef::new(
-                "load_dataset",
-                "Load dataset",
-                "Read a CSV or Parquet table (a path under the artifact root such as `datasets/x.csv`, a file:// URI, or s3://bucket/key) and describe it: row count, each column's type, missing values and summary statistics, and the first rows. Use it first to learn the column names.",
-                Annotations::READ_ONLY,
-                move |i: LoadDatasetInput, _ctx: ToolContext| {
-                    let s = s.clone();
-                    async move { load_dataset(&s, i).await.map_err(ToolError::from) }
-                },
-            )
-        };
-        let split = {
-            let s = s.clone();
-            ToolDef::new(
-                "split_dataset",
-                "Split dataset",
-                "Split a table into train/validation/test files under `processed/<name>/` (Parquet by default). Seeded and reproducible; stratified by a label column when `stratify_column` is set; in time order (no shuffle) when `time_column` is set. Split raw data before `preprocess_supervised` so the pipeline is fitted on training rows only.",
-                Annotations::WRITES,
-                move |i: SplitDatasetInput, _ctx: ToolContext| {
-                    let s = s.clone();
-                    async move { split_dataset(&s, i).await.map_err(ToolError::from) }
-                },
-            )
-        };
-        let preprocess = ToolDef::new(
+        let load = ToolDef::with(
+            self.store.clone(),
+            "load_dataset",
+            "Load dataset",
+            "Read a CSV or Parquet table (a path under the artifact root such as `datasets/x.csv`, a file:// URI, or s3://bucket/key) and describe it: row count, each column's type, missing values and summary statistics, and the first rows. Use it first to learn the column names.",
+            Annotations::READ_ONLY,
+            |s, i: LoadDatasetInput, _ctx| async move { load_dataset(&s, i).await },
+        );
+        let split = ToolDef::with(
+            self.store.clone(),
+            "split_dataset",
+            "Split dataset",
+            "Split a table into train/validation/test files under `processed/<name>/` (Parquet by default). Seeded and reproducible; stratified by a label column when `stratify_column` is set; in time order (no shuffle) when `time_column` is set. Split raw data before `preprocess_supervised` so the pipeline is fitted on training rows only.",
+            Annotations::WRITES,
+            |s, i: SplitDatasetInput, _ctx| async move { split_dataset(&s, i).await },
+        );
+        let preprocess = ToolDef::with(
+            self.store.clone(),
             "preprocess_supervised",
             "Preprocess for supervised learning",
             "Fit a preprocessing pipeline for a classification or regression target (impute missing values, scale numbers, one-hot or ordinal encode text, drop identifier and constant columns) on `dataset_uri`, then apply it to that table and to every table in `apply_to`. Writes the processed tables and `pipeline.json` to `processed/<name>/preprocessed/`; the pipeline travels with every model trained on them. Pass `split` to split raw data first (the pipeline is then fitted on the training part only).",
             Annotations::WRITES,
-            move |i: PreprocessSupervisedInput, _ctx: ToolContext| {
-                let s = s.clone();
-                async move { preprocess_supervised(&s, i).await.map_err(ToolError::from) }
+            |s, i: PreprocessSupervisedInput, _ctx| async move { preprocess_supervised(&s, i).await },
+        );
+        let validate = ToolDef::with(
+            self.store.clone(),
+            "validate_data",
+            "Validate data",
+            "Check a table before training: missing values per column, inferred types, duplicate rows, constant and all-missing columns, text columns that are mostly numbers (mixed types), and, against optional `expectations`, required columns, numeric ranges, allowed values and missing-value limits; with `target_column`, class balance. Returns every finding and an overall pass/fail (errors fail, warnings do not).",
+            Annotations::READ_ONLY,
+            |s, i: ValidateDataInput, _ctx| async move { validate_data(&s, i).await },
+        );
+        let unsupervised = ToolDef::with(
+            self.store.clone(),
+            "preprocess_unsupervised",
+            "Preprocess for unsupervised learning",
+            "As preprocess_supervised, without a target: fit imputation, scaling and encoding on `dataset_uri` (optionally after removing outlier rows by z-score or IQR) and apply the pipeline to it and to `apply_to`. Writes the tables and `pipeline.json` to `processed/<name>/preprocessed/`.",
+            Annotations::WRITES,
+            |s, i: PreprocessUnsupervisedInput, _ctx| async move {
+                preprocess_unsupervised(&s, i).await
             },
         );
-        let validate = {
-            let s = self.store.clone();
-            ToolDef::new(
-                "validate_data",
-                "Validate data",
-                "Check a table before training: missing values per column, inferred types, duplicate rows, constant and all-missing columns, text columns that are mostly numbers (mixed types), and, against optional `expectations`, required columns, numeric ranges, allowed values and missing-value limits; with `target_column`, class balance. Returns every finding and an overall pass/fail (errors fail, warnings do not).",
-                Annotations::READ_ONLY,
-                move |i: ValidateDataInput, _ctx: ToolContext| {
-                    let s = s.clone();
-                    async move { validate_data(&s, i).await.map_err(ToolError::from) }
-                },
-            )
-        };
-        let unsupervised = {
-            let s = self.store.clone();
-            ToolDef::new(
-                "preprocess_unsupervised",
-                "Preprocess for unsupervised learning",
-                "As preprocess_supervised, without a target: fit imputation, scaling and encoding on `dataset_uri` (optionally after removing outlier rows by z-score or IQR) and apply the pipeline to it and to `apply_to`. Writes the tables and `pipeline.json` to `processed/<name>/preprocessed/`.",
-                Annotations::WRITES,
-                move |i: PreprocessUnsupervisedInput, _ctx: ToolContext| {
-                    let s = s.clone();
-                    async move {
-                        preprocess_unsupervised(&s, i)
-                            .await
-                            .map_err(ToolError::from)
-                    }
-                },
-            )
-        };
-        let save = {
-            let s = self.store.clone();
-            ToolDef::new(
-                "save_processed_data",
-                "Save processed data",
-                "Copy a table to `processed/<output_name>/` as CSV or Parquet (atomic; on S3 encrypted with the configured KMS key). A `pipeline.json` beside the source travels with it, so models still recognise the data as processed.",
-                Annotations::WRITES,
-                move |i: SaveProcessedInput, _ctx: ToolContext| {
-                    let s = s.clone();
-                    async move { save_processed(&s, i).await.map_err(ToolError::from) }
-                },
-            )
-        };
-        let features = {
-            let s = self.store.clone();
-            ToolDef::new(
-                "feature_engineering",
-                "Engineer features",
-                "Add and select features with a list of `operations`, applied in order: `derive` (a column from an expression such as `log(income + 1)` or `price / area`), `polynomial` (squares and products), `bin`, `date_parts` (year, month, weekday… from a date column) and `select` (variance threshold, correlation with a target, top-k). Fitted on `dataset_uri` (bin edges, chosen columns) and re-applied unchanged to `apply_to`. Writes to `processed/<name>/features/` with `features.json`.",
-                Annotations::WRITES,
-                move |i: FeatureEngineeringInput, _ctx: ToolContext| {
-                    let s = s.clone();
-                    async move { feature_engineering(&s, i).await.map_err(ToolError::from) }
-                },
-            )
-        };
-        let reinforcement = {
-            let s = self.store.clone();
-            ToolDef::new(
-                "preprocess_reinforcement",
-                "Prepare reinforcement-learning data",
-                "Either turn logged transitions (state, action, reward, next state, done columns) into a validated replay table at `processed/<name>/replay/` for offline training, or check a built-in environment's configuration (CartPole-v1, MountainCar-v0, Acrobot-v1). Give `dataset_uri` with `transitions`, or `environment`.",
-                Annotations::WRITES,
-                move |i: PreprocessReinforcementInput, _ctx: ToolContext| {
-                    let s = s.clone();
-                    async move {
-                        preprocess_reinforcement(&s, i)
-                            .await
-                            .map_err(ToolError::from)
-                    }
-                },
-            )
-        };
+        let save = ToolDef::with(
+            self.store.clone(),
+            "save_processed_data",
+            "Save processed data",
+            "Copy a table to `processed/<output_name>/` as CSV or Parquet (atomic; on S3 encrypted with the configured KMS key). A `pipeline.json` beside the source travels with it, so models still recognise the data as processed.",
+            Annotations::WRITES,
+            |s, i: SaveProcessedInput, _ctx| async move { save_processed(&s, i).await },
+        );
+        let features = ToolDef::with(
+            self.store.clone(),
+            "feature_engineering",
+            "Engineer features",
+            "Add and select features with a list of `operations`, applied in order: `derive` (a column from an expression such as `log(income + 1)` or `price / area`), `polynomial` (squares and products), `bin`, `date_parts` (year, month, weekday… from a date column) and `select` (variance threshold, correlation with a target, top-k). Fitted on `dataset_uri` (bin edges, chosen columns) and re-applied unchanged to `apply_to`. Writes to `processed/<name>/features/` with `features.json`.",
+            Annotations::WRITES,
+            |s, i: FeatureEngineeringInput, _ctx| async move { feature_engineering(&s, i).await },
+        );
+        let reinforcement = ToolDef::with(
+            self.store.clone(),
+            "preprocess_reinforcement",
+            "Prepare reinforcement-learning data",
+            "Either turn logged transitions (state, action, reward, next state, done columns) into a validated replay table at `processed/<name>/replay/` for offline training, or check a built-in environment's configuration (CartPole-v1, MountainCar-v0, Acrobot-v1). Give `dataset_uri` with `transitions`, or `environment`.",
+            Annotations::WRITES,
+            |s, i: PreprocessReinforcementInput, _ctx| async move {
+                preprocess_reinforcement(&s, i).await
+            },
+        );
         vec![
             load,
             validate,

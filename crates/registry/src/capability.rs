@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mlops_core::{
-    Annotations, ArtifactStore, Capability, ModelArtifact, ToolContext, ToolDef, ToolError,
-    ToolResponse,
+    Annotations, ArtifactStore, Capability, ModelArtifact, ToolDef, ToolError, ToolResponse,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -32,31 +31,6 @@ impl RegistryCapability {
     }
 }
 
-/// Builds a tool whose handler gets the registry.
-fn tool<I, O, F, Fut>(
-    reg: &Arc<dyn Registry>,
-    name: &'static str,
-    title: &'static str,
-    description: &'static str,
-    annotations: Annotations,
-    f: F,
-) -> ToolDef
-where
-    I: serde::de::DeserializeOwned + JsonSchema + Send + 'static,
-    O: ToolResponse + 'static,
-    F: Fn(Arc<dyn Registry>, I) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<O, ToolError>> + Send + 'static,
-{
-    let reg = reg.clone();
-    ToolDef::new(
-        name,
-        title,
-        description,
-        annotations,
-        move |i: I, _ctx: ToolContext| f(reg.clone(), i),
-    )
-}
-
 const CHANGES: Annotations = Annotations {
     read_only: false,
     destructive: false,
@@ -73,24 +47,24 @@ impl Capability for RegistryCapability {
         let r = &self.registry;
         let store = self.store.clone();
         vec![
-            tool(
-                r,
+            ToolDef::with(
+                r.clone(),
                 "register_model",
                 "Register a model version",
                 "Register a trained model (its `models/<training_job_name>` folder) as the next version of `model_name` (1, 2, 3…). The model is loaded and its checksums verified first. Metrics default to those recorded at training; pass evaluation metrics to record those instead. New versions start in stage None, approval PendingManualApproval.",
                 Annotations::WRITES,
-                move |reg, i: RegisterModelInput| {
+                move |reg, i: RegisterModelInput, _ctx| {
                     let store = store.clone();
                     async move { register_model(reg.as_ref(), &store, i).await }
                 },
             ),
-            tool(
-                r,
+            ToolDef::with(
+                r.clone(),
                 "get_model_version",
                 "Get a model version",
                 "One version of a model: by `version`, by `alias` (e.g. champion), the newest in a `stage` (e.g. Production), or the newest of all when none is given. Returns its artifact URI, stage, approval, metrics, parameters, tags and lineage.",
                 Annotations::READ_ONLY,
-                |reg, i: GetVersionInput| async move {
+                |reg, i: GetVersionInput, _ctx| async move {
                     check_name(&i.model_name)?;
                     let v = match (i.version, i.alias, i.stage) {
                         (Some(v), None, None) => reg.get(&i.model_name, v).await?,
@@ -102,30 +76,30 @@ impl Capability for RegistryCapability {
                             ));
                         }
                     };
-                    Ok(VersionReport(v))
+                    Ok::<_, ToolError>(VersionReport(v))
                 },
             ),
-            tool(
-                r,
+            ToolDef::with(
+                r.clone(),
                 "list_model_versions",
                 "List model versions",
                 "The registered versions of a model, newest first, with stage, approval status and metrics. Paginated: `limit` (1–100) and `offset`; the result says how many there are in all and the next offset.",
                 Annotations::READ_ONLY,
-                |reg, i: ListVersionsInput| async move {
+                |reg, i: ListVersionsInput, _ctx| async move {
                     check_name(&i.model_name)?;
                     check_page(i.limit, i.offset)?;
                     let (versions, total) =
                         reg.list_versions(&i.model_name, i.limit, i.offset).await?;
-                    Ok(VersionPage::new(versions, total, i.offset))
+                    Ok::<_, ToolError>(VersionPage::new(versions, total, i.offset))
                 },
             ),
-            tool(
-                r,
+            ToolDef::with(
+                r.clone(),
                 "search_models",
                 "Search model versions",
                 "Find versions across models by name pattern (`*` wildcards), tags, stage, approval status, a metric range and creation date; sort by newest or by a metric. Paginated with `limit` and `offset`.",
                 Annotations::READ_ONLY,
-                |reg, i: SearchInput| async move {
+                |reg, i: SearchInput, _ctx| async move {
                     check_page(i.limit, i.offset)?;
                     let q = SearchQuery {
                         name_pattern: i.name_pattern,
@@ -149,19 +123,19 @@ impl Capability for RegistryCapability {
                         )));
                     }
                     let (versions, total) = reg.search(&q).await?;
-                    Ok(VersionPage::new(versions, total, i.offset))
+                    Ok::<_, ToolError>(VersionPage::new(versions, total, i.offset))
                 },
             ),
-            tool(
-                r,
+            ToolDef::with(
+                r.clone(),
                 "transition_model_stage",
                 "Move a version to a stage",
                 "Move a version to None, Staging, Production or Archived. Production needs an Approved version; by default the version now in Production is archived in the same transaction. Recorded with who and why.",
                 CHANGES,
-                |reg, i: StageInput| async move {
+                |reg, i: StageInput, _ctx| async move {
                     check_name(&i.model_name)?;
                     let actor = actor(i.actor, i.reason);
-                    Ok(VersionReport(
+                    Ok::<_, ToolError>(VersionReport(
                         reg.set_stage(
                             &i.model_name,
                             i.version,
@@ -173,28 +147,28 @@ impl Capability for RegistryCapability {
                     ))
                 },
             ),
-            tool(
-                r,
+            ToolDef::with(
+                r.clone(),
                 "set_model_approval",
                 "Approve or reject a version",
                 "Set a version's approval status: Approved, Rejected or PendingManualApproval (SageMaker Model Registry's statuses). Only approved versions can go to Production or be rolled back to. Recorded with who and why.",
                 CHANGES,
-                |reg, i: ApprovalInput| async move {
+                |reg, i: ApprovalInput, _ctx| async move {
                     check_name(&i.model_name)?;
                     let actor = actor(i.actor, i.reason);
-                    Ok(VersionReport(
+                    Ok::<_, ToolError>(VersionReport(
                         reg.set_approval(&i.model_name, i.version, i.approval_status, &actor)
                             .await?,
                     ))
                 },
             ),
-            tool(
-                r,
+            ToolDef::with(
+                r.clone(),
                 "set_model_alias",
                 "Set or remove an alias",
                 "Point an alias (e.g. `champion`) at a version, or remove it by leaving `version` out. An alias already on another version moves only with `reassign: true`.",
                 CHANGES,
-                |reg, i: AliasInput| async move {
+                |reg, i: AliasInput, _ctx| async move {
                     check_name(&i.model_name)?;
                     check_name(&i.alias).map_err(|_| {
                         ToolError::validation(format!(
@@ -203,7 +177,7 @@ impl Capability for RegistryCapability {
                         ))
                     })?;
                     match i.version {
-                        Some(v) => Ok(AliasReport {
+                        Some(v) => Ok::<_, ToolError>(AliasReport {
                             removed: false,
                             version: Some(
                                 reg.set_alias(&i.model_name, &i.alias, v, i.reassign)
@@ -212,7 +186,7 @@ impl Capability for RegistryCapability {
                         }),
                         None => {
                             reg.delete_alias(&i.model_name, &i.alias).await?;
-                            Ok(AliasReport {
+                            Ok::<_, ToolError>(AliasReport {
                                 removed: true,
                                 version: None,
                             })
@@ -220,8 +194,8 @@ impl Capability for RegistryCapability {
                     }
                 },
             ),
-            tool(
-                r,
+            ToolDef::with(
+                r.clone(),
                 "rollback_model",
                 "Roll back to the previous approved version",
                 "Make the newest Approved version older than the current Production version the Production one, and archive the current one, in one transaction. Fails, changing nothing, when there is no such version. Recorded with who and why.",
@@ -231,14 +205,14 @@ impl Capability for RegistryCapability {
                     idempotent: false,
                     open_world: false,
                 },
-                |reg, i: RollbackInput| async move {
+                |reg, i: RollbackInput, _ctx| async move {
                     check_name(&i.model_name)?;
                     let actor = actor(i.actor, i.reason);
-                    Ok(RollbackReport(reg.rollback(&i.model_name, &actor).await?))
+                    Ok::<_, ToolError>(RollbackReport(reg.rollback(&i.model_name, &actor).await?))
                 },
             ),
-            tool(
-                r,
+            ToolDef::with(
+                r.clone(),
                 "delete_model_version",
                 "Delete a model version",
                 "Delete a version's registry record (not its artifact). Refused for a version in Production or one an alias points at; `confirm` must be true. Version numbers are never reused.",
@@ -248,7 +222,7 @@ impl Capability for RegistryCapability {
                     idempotent: false,
                     open_world: false,
                 },
-                |reg, i: DeleteInput| async move {
+                |reg, i: DeleteInput, _ctx| async move {
                     check_name(&i.model_name)?;
                     if !i.confirm {
                         return Err(ToolError::validation(
@@ -257,7 +231,7 @@ impl Capability for RegistryCapability {
                     }
                     let actor = actor(i.actor, i.reason);
                     reg.delete_version(&i.model_name, i.version, &actor).await?;
-                    Ok(Deleted {
+                    Ok::<_, ToolError>(Deleted {
                         model_name: i.model_name,
                         version: i.version,
                     })

@@ -117,7 +117,7 @@ impl Capability for TrainingCapability {
                             ))
                         })?;
                         job.cancel.cancel();
-                        Ok(JobReport(job.snapshot()))
+                        Ok::<_, ToolError>(JobReport(job.snapshot()))
                     }
                 },
             )
