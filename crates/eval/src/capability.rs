@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use mlops_core::{
-    Annotations, ArtifactStore, Capability, ModelArtifact, ToolContext, ToolDef, ToolError,
-    ToolResponse,
+    Annotations, ArtifactStore, Capability, ModelArtifact, ToolDef, ToolError, ToolResponse,
 };
 use mlops_data::FittedPipeline;
 use mlops_data::prepared::load_model_input;
@@ -32,31 +31,22 @@ impl Capability for EvaluationCapability {
     }
 
     fn tools(&self) -> Vec<ToolDef> {
-        let store = self.store.clone();
-        let regressor = {
-            let store = self.store.clone();
-            ToolDef::new(
-                "evaluate_regressor",
-                "Evaluate a regressor",
-                "Score a trained regressor on held-out data: MAE, MSE, RMSE, R² and MAPE. `test_data_uri` may be raw data (the model applies its own preprocessing pipeline) or data processed by the same pipeline.",
-                Annotations::READ_ONLY,
-                move |i: EvaluateInput, _ctx: ToolContext| {
-                    let store = store.clone();
-                    async move { evaluate_regressor(&store, i).await }
-                },
-            )
-        };
         vec![
-            regressor,
-            ToolDef::new(
+            ToolDef::with(
+                self.store.clone(),
                 "evaluate_classifier",
                 "Evaluate a classifier",
                 "Score a trained classifier on held-out data: accuracy, precision/recall/F1 per class and macro/weighted, ROC-AUC, log loss and the confusion matrix. `test_data_uri` may be raw data (the model applies its own preprocessing pipeline) or data processed by the same pipeline.",
                 Annotations::READ_ONLY,
-                move |i: EvaluateInput, _ctx: ToolContext| {
-                    let store = store.clone();
-                    async move { evaluate_classifier(&store, i).await }
-                },
+                |store, i: EvaluateInput, _ctx| async move { evaluate_classifier(&store, i).await },
+            ),
+            ToolDef::with(
+                self.store.clone(),
+                "evaluate_regressor",
+                "Evaluate a regressor",
+                "Score a trained regressor on held-out data: MAE, MSE, RMSE, R² and MAPE. `test_data_uri` may be raw data (the model applies its own preprocessing pipeline) or data processed by the same pipeline.",
+                Annotations::READ_ONLY,
+                |store, i: EvaluateInput, _ctx| async move { evaluate_regressor(&store, i).await },
             ),
         ]
     }

@@ -392,6 +392,24 @@ async fn update_stage(
     .await
 }
 
+/// Archives every Production version of `name` except `keep`.
+async fn archive_production(
+    tx: &mut Tx,
+    name: &str,
+    keep: i64,
+    actor: &Actor,
+) -> Result<(), TxError> {
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM model_versions WHERE name = $1 AND stage = 'Production' AND version <> $2")
+        .bind(name)
+        .bind(keep)
+        .fetch_all(&mut **tx)
+        .await?;
+    for v in versions {
+        update_stage(tx, name, v, Stage::Production, Stage::Archived, actor).await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl Registry for SqlRegistry {
     async fn register(&self, v: NewVersion) -> Result<ModelVersion, RegistryError> {
@@ -582,15 +600,7 @@ impl Registry for SqlRegistry {
                     .into());
             }
             if stage == Stage::Production && archive_existing {
-                let others: Vec<i64> = sqlx::query_scalar("SELECT version FROM model_versions WHERE name = $1 AND stage = 'Production' AND version <> $2")
-                        .bind(name)
-                        .bind(version)
-                        .fetch_all(&mut **tx)
-                        .await?;
-                for other in others {
-                    update_stage(tx, name, other, Stage::Production, Stage::Archived, actor)
-                        .await?;
-                }
+                archive_production(tx, name, version, actor).await?;
             }
             update_stage(tx, name, version, from, stage, actor).await
         });
@@ -730,15 +740,7 @@ impl Registry for SqlRegistry {
                         .into());
             };
             let (previous_stage, _) = current(tx, name, previous).await?;
-            let others: Vec<i64> = sqlx::query_scalar(
-                "SELECT version FROM model_versions WHERE name = $1 AND stage = 'Production'",
-            )
-            .bind(name)
-            .fetch_all(&mut **tx)
-            .await?;
-            for other in others {
-                update_stage(tx, name, other, Stage::Production, Stage::Archived, actor).await?;
-            }
+            archive_production(tx, name, previous, actor).await?;
             update_stage(tx, name, previous, previous_stage, Stage::Production, actor).await?;
             record(
                 tx,
