@@ -7,6 +7,7 @@ use mlops_core::{
 };
 use mlops_data::FittedPipeline;
 use mlops_data::prepared::load_model_input;
+use mlops_train::cluster::{ClusterScores, cluster_scores};
 use mlops_train::matrix::{Matrix, class_indices};
 use mlops_train::{TrainError, TrainedModel};
 use schemars::JsonSchema;
@@ -47,6 +48,16 @@ impl Capability for EvaluationCapability {
                 "Score a trained regressor on held-out data: MAE, MSE, RMSE, R² and MAPE. `test_data_uri` may be raw data (the model applies its own preprocessing pipeline) or data processed by the same pipeline.",
                 Annotations::READ_ONLY,
                 |store, i: EvaluateInput, _ctx| async move { evaluate_regressor(&store, i).await },
+            ),
+            ToolDef::with(
+                self.store.clone(),
+                "evaluate_clustering",
+                "Evaluate a clustering model",
+                "Assign rows to a trained clustering model's clusters and score them: silhouette (higher is better, -1 to 1), Davies–Bouldin (lower is better) and Calinski–Harabasz (higher is better), with cluster sizes and noise count. `data_uri` may be raw data (the model applies its own pipeline).",
+                Annotations::READ_ONLY,
+                |store, i: EvaluateClusteringInput, _ctx| async move {
+                    evaluate_clustering(&store, i).await
+                },
             ),
         ]
     }
@@ -267,5 +278,86 @@ async fn evaluate_regressor(
         test_data_uri: i.test_data_uri,
         rows,
         report,
+    })
+}
+
+/// Input of `evaluate_clustering`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateClusteringInput {
+    /// The clustering model folder (`models/<training_job_name>`).
+    #[serde(alias = "model_s3_uri")]
+    pub model_uri: String,
+    /// The rows to assign and score.
+    #[serde(alias = "data_s3_uri", alias = "test_data_uri")]
+    pub data_uri: String,
+    /// Seed of the row sample the silhouette uses beyond 5000 rows.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// What `evaluate_clustering` measured.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EvaluateClusteringOutput {
+    pub model_uri: String,
+    pub data_uri: String,
+    pub rows: usize,
+    #[serde(flatten)]
+    pub scores: ClusterScores,
+}
+
+impl ToolResponse for EvaluateClusteringOutput {
+    fn summary(&self) -> String {
+        let s = &self.scores;
+        let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+        format!(
+            "On {} rows: {} clusters (sizes {:?}), {} noise; silhouette {}, Davies–Bouldin {}, Calinski–Harabasz {}",
+            self.rows,
+            s.n_clusters,
+            s.cluster_sizes,
+            s.n_noise,
+            f(s.silhouette),
+            f(s.davies_bouldin),
+            f(s.calinski_harabasz)
+        )
+    }
+}
+
+async fn evaluate_clustering(
+    store: &ArtifactStore,
+    i: EvaluateClusteringInput,
+) -> Result<EvaluateClusteringOutput, ToolError> {
+    let loaded = load_for_task(store, &i.model_uri, "clustering", "evaluate_clustering").await?;
+    let df = load_model_input(store, &i.data_uri, &loaded.pipeline).await?;
+    if df.height() == 0 {
+        return Err(ToolError::validation(format!(
+            "`{}` has no rows to evaluate",
+            i.data_uri
+        )));
+    }
+    let x = Matrix::from_frame(&df, &loaded.artifact.manifest.feature_names)
+        .map_err(ToolError::from)?;
+    let model_uri = loaded
+        .artifact
+        .uri
+        .clone()
+        .unwrap_or_default()
+        .trim_end_matches("/manifest.json")
+        .to_string();
+    let (model, rows, seed) = (loaded.model, x.rows, i.seed);
+    let scores = score(move || {
+        let labels = model.predict_clusters(&x)?;
+        Ok(cluster_scores(&x, &labels, seed))
+    })
+    .await?;
+    Ok(EvaluateClusteringOutput {
+        model_uri,
+        data_uri: i.data_uri,
+        rows,
+        scores,
     })
 }

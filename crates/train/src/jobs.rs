@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 /// Where a job is in its life.
@@ -21,7 +21,7 @@ pub enum JobStatus {
 }
 
 /// One point of a metric's history (e.g. out-of-bag accuracy after 20 trees).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct MetricPoint {
     pub step: usize,
     pub metric: String,

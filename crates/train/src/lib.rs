@@ -9,11 +9,19 @@
 //! the fitted preprocessing pipeline.
 
 pub mod capability;
+pub mod cluster;
 pub mod error;
 pub mod forest;
+pub mod gbdt;
 pub mod jobs;
+pub mod linear;
 pub mod matrix;
 pub mod model;
+pub mod params;
+pub mod reduce;
+pub mod runner;
+pub mod supervised;
+pub mod unsupervised;
 
 pub use capability::TrainingCapability;
 pub use error::TrainError;

@@ -3,16 +3,43 @@
 use bytes::Bytes;
 use mlops_core::{ModelArtifact, ModelManifest};
 
+use crate::cluster::{Dbscan, KMeans};
 use crate::error::TrainError;
 use crate::forest::Forest;
+use crate::gbdt::Gbdt;
+use crate::linear::LinearModel;
 use crate::matrix::Matrix;
+use crate::reduce::Pca;
 
 const FOREST_BLOB: &str = "forest.json";
+/// The blob of every other model kind: its fitted parameters as JSON.
+pub const MODEL_BLOB: &str = "model.json";
 
 /// A model the server can train, store, load and run.
-#[derive(Debug, Clone)]
 pub enum TrainedModel {
     RandomForest(Forest),
+    /// Gradient-boosted trees (`xgboost` in the tools, as the SPEC names it).
+    Gbdt(Gbdt),
+    /// Least squares, ridge, lasso or logistic regression.
+    Linear(LinearModel),
+    KMeans(KMeans),
+    Dbscan(Dbscan),
+    Pca(Pca),
+}
+
+fn decode<T: serde::de::DeserializeOwned>(a: &ModelArtifact, blob: &str) -> Result<T, TrainError> {
+    serde_json::from_slice(a.blob(blob)?).map_err(|e| {
+        TrainError::invalid(format!(
+            "the model's `{blob}` is not a valid {} model: {e}",
+            a.manifest.algorithm
+        ))
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, TrainError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| TrainError::Failed(format!("could not encode the model: {e}")))
 }
 
 impl TrainedModel {
@@ -20,37 +47,58 @@ impl TrainedModel {
     pub fn algorithm(&self) -> &'static str {
         match self {
             TrainedModel::RandomForest(_) => "random_forest",
+            TrainedModel::Gbdt(_) => "xgboost",
+            TrainedModel::Linear(m) if m.is_classifier() => "logistic_regression",
+            TrainedModel::Linear(_) => "linear",
+            TrainedModel::KMeans(_) => "kmeans",
+            TrainedModel::Dbscan(_) => "dbscan",
+            TrainedModel::Pca(_) => "pca",
         }
     }
 
     pub fn n_features(&self) -> usize {
         match self {
             TrainedModel::RandomForest(f) => f.n_features,
+            TrainedModel::Gbdt(m) => m.n_features,
+            TrainedModel::Linear(m) => m.n_features,
+            TrainedModel::KMeans(m) => m.n_features,
+            TrainedModel::Dbscan(m) => m.n_features,
+            TrainedModel::Pca(m) => m.n_features,
         }
     }
 
-    /// Packs the model into an artifact with `manifest` (whose blob list is filled in here).
-    pub fn to_artifact(&self, manifest: ModelManifest) -> Result<ModelArtifact, TrainError> {
-        match self {
-            TrainedModel::RandomForest(f) => {
-                let json = serde_json::to_vec(f)
-                    .map_err(|e| TrainError::Failed(format!("could not encode the forest: {e}")))?;
-                Ok(ModelArtifact::new(
-                    manifest,
-                    vec![(FOREST_BLOB, "application/json", Bytes::from(json))],
-                ))
-            }
-        }
+    /// Packs the model and `extra` blobs into an artifact with `manifest` (whose blob list is
+    /// filled in here).
+    pub fn to_artifact(
+        &self,
+        manifest: ModelManifest,
+        mut extra: Vec<(&str, &str, Bytes)>,
+    ) -> Result<ModelArtifact, TrainError> {
+        let (name, bytes) = match self {
+            TrainedModel::RandomForest(f) => (FOREST_BLOB, encode(f)?),
+            TrainedModel::Gbdt(m) => (MODEL_BLOB, encode(m)?),
+            TrainedModel::Linear(m) => (MODEL_BLOB, encode(m)?),
+            TrainedModel::KMeans(m) => (MODEL_BLOB, encode(m)?),
+            TrainedModel::Dbscan(m) => (MODEL_BLOB, encode(m)?),
+            TrainedModel::Pca(m) => (MODEL_BLOB, encode(m)?),
+        };
+        extra.push((name, "application/json", bytes));
+        Ok(ModelArtifact::new(manifest, extra))
     }
 
     /// Decodes a verified artifact.
     pub fn from_artifact(a: &ModelArtifact) -> Result<Self, TrainError> {
         let model = match a.manifest.algorithm.as_str() {
-            "random_forest" => {
-                let forest: Forest = serde_json::from_slice(a.blob(FOREST_BLOB)?).map_err(|e| {
-                    TrainError::invalid(format!("the model's forest blob is not valid: {e}"))
-                })?;
-                TrainedModel::RandomForest(forest)
+            "random_forest" => TrainedModel::RandomForest(decode(a, FOREST_BLOB)?),
+            "xgboost" => TrainedModel::Gbdt(decode(a, MODEL_BLOB)?),
+            "linear" | "logistic_regression" => TrainedModel::Linear(decode(a, MODEL_BLOB)?),
+            "kmeans" => TrainedModel::KMeans(decode(a, MODEL_BLOB)?),
+            "dbscan" => TrainedModel::Dbscan(decode(a, MODEL_BLOB)?),
+            "pca" => TrainedModel::Pca(decode(a, MODEL_BLOB)?),
+            "tsne" => {
+                return Err(TrainError::invalid(
+                    "a t-SNE result embeds its own training rows and cannot score other data; read its embedding file instead",
+                ));
             }
             other => {
                 return Err(TrainError::invalid(format!(
@@ -82,7 +130,12 @@ impl TrainedModel {
         self.check_width(x)?;
         match self {
             TrainedModel::RandomForest(f) if f.classification => Ok(f.predict_raw(x)),
-            _ => Err(TrainError::invalid("this model is not a classifier")),
+            TrainedModel::Gbdt(m) if m.classification => Ok(m.predict_raw(x)),
+            TrainedModel::Linear(m) if m.is_classifier() => Ok(m.predict_raw(x)),
+            _ => Err(TrainError::invalid(format!(
+                "this {} model is not a classifier",
+                self.algorithm()
+            ))),
         }
     }
 
@@ -91,14 +144,35 @@ impl TrainedModel {
         self.check_width(x)?;
         match self {
             TrainedModel::RandomForest(f) if !f.classification => Ok(f.predict_raw(x)),
-            _ => Err(TrainError::invalid("this model is not a regressor")),
+            TrainedModel::Gbdt(m) if !m.classification => Ok(m.predict_raw(x)),
+            TrainedModel::Linear(m) if !m.is_classifier() => Ok(m.predict_raw(x)),
+            _ => Err(TrainError::invalid(format!(
+                "this {} model is not a regressor",
+                self.algorithm()
+            ))),
+        }
+    }
+
+    /// Cluster of each row, -1 for noise (clustering models only).
+    pub fn predict_clusters(&self, x: &Matrix) -> Result<Vec<i64>, TrainError> {
+        self.check_width(x)?;
+        match self {
+            TrainedModel::KMeans(m) => Ok(m.predict(x)),
+            TrainedModel::Dbscan(m) => m.predict(x),
+            _ => Err(TrainError::invalid(format!(
+                "this {} model is not a clustering model",
+                self.algorithm()
+            ))),
         }
     }
 
     /// Feature importances, summing to 1, when the model has them.
-    pub fn feature_importances(&self) -> Option<&[f64]> {
+    pub fn feature_importances(&self) -> Option<Vec<f64>> {
         match self {
-            TrainedModel::RandomForest(f) => Some(&f.feature_importances),
+            TrainedModel::RandomForest(f) => Some(f.feature_importances.clone()),
+            TrainedModel::Gbdt(m) => Some(m.feature_importances.clone()),
+            TrainedModel::Linear(m) => Some(m.importances()),
+            _ => None,
         }
     }
 }

@@ -1,0 +1,212 @@
+//! Unsupervised jobs: clustering (k-means with k chosen by silhouette, DBSCAN) and dimension
+//! reduction (PCA, t-SNE). Each saves its model and writes the per-row result (cluster or
+//! coordinates) as a table under `results/<training_job_name>/`.
+
+use mlops_core::ArtifactStore;
+use mlops_data::io::{TableFormat, write_table};
+use polars::prelude::{Column, DataFrame};
+use serde_json::{Value, json};
+
+use crate::cluster::{ClusterScores, Dbscan, KMeans, cluster_scores};
+use crate::error::TrainError;
+use crate::matrix::Matrix;
+use crate::model::TrainedModel;
+use crate::reduce::{Pca, TsneParams, tsne};
+use crate::runner::FitControl;
+
+/// A clustering algorithm with validated settings.
+pub enum Clustering {
+    /// The k values to try (best silhouette wins), max iterations, tolerance.
+    KMeans(Vec<usize>, usize, f64),
+    Dbscan(f64, usize),
+}
+
+/// What a clustering fit produced.
+pub struct ClusteringFit {
+    pub model: TrainedModel,
+    pub labels: Vec<i64>,
+    pub scores: ClusterScores,
+    /// For a k range: the silhouette of each k tried.
+    pub silhouette_by_k: Vec<(usize, Option<f64>)>,
+}
+
+impl Clustering {
+    pub fn hyperparameters(&self, seed: u64) -> Value {
+        match self {
+            Clustering::KMeans(ks, max_iter, tol) => {
+                json!({ "k_tried": ks, "max_iter": max_iter, "tol": tol, "seed": seed })
+            }
+            Clustering::Dbscan(eps, min_samples) => {
+                json!({ "eps": eps, "min_samples": min_samples })
+            }
+        }
+    }
+
+    pub fn fit(
+        &self,
+        x: &Matrix,
+        seed: u64,
+        control: &FitControl,
+    ) -> Result<Option<ClusteringFit>, TrainError> {
+        match self {
+            Clustering::KMeans(ks, max_iter, tol) => {
+                let mut best: Option<ClusteringFit> = None;
+                let mut silhouette_by_k = Vec::new();
+                for (i, &k) in ks.iter().enumerate() {
+                    let single = ks.len() == 1;
+                    let mut on_iteration = |it: usize, inertia: f64| {
+                        if single {
+                            control.metric(it, "inertia", inertia);
+                            control.progress(
+                                it,
+                                *max_iter,
+                                format!("iteration {it}, inertia {inertia:.4}"),
+                            );
+                        }
+                    };
+                    let Some(model) = KMeans::fit(
+                        x,
+                        k,
+                        *max_iter,
+                        *tol,
+                        seed,
+                        &control.cancelled,
+                        &mut on_iteration,
+                    )?
+                    else {
+                        return Ok(None);
+                    };
+                    let labels = model.predict(x);
+                    let scores = cluster_scores(x, &labels, seed);
+                    silhouette_by_k.push((k, scores.silhouette));
+                    if !single {
+                        if let Some(s) = scores.silhouette {
+                            control.metric(k, "silhouette", s);
+                        }
+                        control.metric(k, "inertia", model.inertia);
+                        control.progress(i + 1, ks.len(), format!("k = {k} done"));
+                    }
+                    let better = match &best {
+                        None => true,
+                        Some(b) => {
+                            scores.silhouette.unwrap_or(f64::NEG_INFINITY)
+                                > b.scores.silhouette.unwrap_or(f64::NEG_INFINITY)
+                        }
+                    };
+                    if better {
+                        best = Some(ClusteringFit {
+                            model: TrainedModel::KMeans(model),
+                            labels,
+                            scores,
+                            silhouette_by_k: Vec::new(),
+                        });
+                    }
+                }
+                Ok(best.map(|mut b| {
+                    b.silhouette_by_k = silhouette_by_k;
+                    b
+                }))
+            }
+            Clustering::Dbscan(eps, min_samples) => {
+                control.progress(0, 1, "clustering".into());
+                let model = Dbscan::fit(x, *eps, *min_samples)?;
+                let labels = model.predict(x)?;
+                let scores = cluster_scores(x, &labels, seed);
+                Ok(Some(ClusteringFit {
+                    model: TrainedModel::Dbscan(model),
+                    labels,
+                    scores,
+                    silhouette_by_k: Vec::new(),
+                }))
+            }
+        }
+    }
+}
+
+/// A reduction's result: the PCA model (none for t-SNE), the row-major embedding, its width.
+pub type ReductionFit = (Option<Pca>, Vec<f64>, usize);
+
+/// A dimension-reduction algorithm with validated settings.
+pub enum Reduction {
+    Pca(usize),
+    Tsne(TsneParams),
+}
+
+impl Reduction {
+    pub fn hyperparameters(&self) -> Value {
+        match self {
+            Reduction::Pca(k) => json!({ "n_components": k }),
+            Reduction::Tsne(p) => json!({
+                "n_components": p.n_components,
+                "perplexity": p.perplexity,
+                "max_iter": p.epochs,
+                "angle": p.theta,
+                "seed": p.seed,
+            }),
+        }
+    }
+
+    /// Fits; returns the PCA model (None for t-SNE, which has no transform for new rows) and the
+    /// row-major embedding of the training rows.
+    pub fn fit(
+        &self,
+        x: &Matrix,
+        control: &FitControl,
+    ) -> Result<Option<ReductionFit>, TrainError> {
+        match self {
+            Reduction::Pca(k) => {
+                control.progress(0, 1, "fitting".into());
+                let pca = Pca::fit(x, *k)?;
+                let embedding = pca.transform(x);
+                Ok(Some((Some(pca), embedding, *k)))
+            }
+            Reduction::Tsne(p) => {
+                let total = p.epochs;
+                let mut on_epoch = |e: usize| {
+                    if e.is_multiple_of(50) {
+                        control.progress(e, total, format!("iteration {e}/{total}"));
+                    }
+                };
+                let embedding = tsne(x, p, &mut on_epoch)?;
+                if control.is_cancelled() {
+                    return Ok(None);
+                }
+                Ok(Some((None, embedding, p.n_components)))
+            }
+        }
+    }
+}
+
+/// Writes a per-row result table (`row` index plus the given columns) to `results/<job>/<file>`.
+pub async fn write_rows(
+    store: &ArtifactStore,
+    job: &str,
+    file: &str,
+    columns: Vec<Column>,
+) -> Result<String, TrainError> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    let mut all = vec![Column::new(
+        "row".into(),
+        (0..rows as u64).collect::<Vec<_>>(),
+    )];
+    all.extend(columns);
+    let df = DataFrame::new(rows, all)?;
+    let r = write_table(
+        store,
+        &format!("results/{job}/{file}"),
+        df,
+        TableFormat::Csv,
+    )
+    .await?;
+    Ok(r.uri().to_string())
+}
+
+/// The embedding as named columns `component_1..k`.
+pub fn embedding_columns(embedding: &[f64], k: usize) -> Vec<Column> {
+    (0..k)
+        .map(|c| {
+            let values: Vec<f64> = embedding.iter().skip(c).step_by(k).copied().collect();
+            Column::new(format!("component_{}", c + 1).into(), values)
+        })
+        .collect()
+}
