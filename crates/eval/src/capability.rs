@@ -1,9 +1,13 @@
 //! The ML Evaluation tools.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use mlops_core::{
-    Annotations, ArtifactStore, Capability, ModelArtifact, ToolDef, ToolError, ToolResponse,
+    Annotations, ArtifactStore, Capability, ModelArtifact, ToolDef, ToolError, ToolImage,
+    ToolResponse,
 };
 use mlops_data::FittedPipeline;
 use mlops_data::prepared::load_model_input;
@@ -14,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{ClassificationReport, classification_report};
+use crate::report;
 
 /// Capability 3: ML Evaluation.
 pub struct EvaluationCapability {
@@ -57,6 +62,34 @@ impl Capability for EvaluationCapability {
                 Annotations::READ_ONLY,
                 |store, i: EvaluateClusteringInput, _ctx| async move {
                     evaluate_clustering(&store, i).await
+                },
+            ),
+            ToolDef::with(
+                self.store.clone(),
+                "compare_models",
+                "Compare models",
+                "Score several models of the same task on the same data and rank them by one metric (default: accuracy, R² or silhouette; lower-is-better metrics such as rmse or log_loss rank ascending). Returns the table and a Markdown version. Example: {\"model_uris\":[\"models/rf-1\",\"models/xgb-1\"],\"test_data_uri\":\"datasets/test.csv\",\"metric\":\"f1_macro\"}",
+                Annotations::READ_ONLY,
+                |store, i: CompareInput, _ctx| async move { compare_models(&store, i).await },
+            ),
+            ToolDef::with(
+                self.store.clone(),
+                "save_evaluation_results",
+                "Save evaluation results and plots",
+                "Evaluate a model on held-out data and save `evaluations/<evaluation_name>/results.json` plus PNG plots (confusion matrix, ROC and precision–recall curves, residuals, cluster scatter, feature importance, learning curve, as the model allows). The plots are also returned as images.",
+                Annotations::WRITES,
+                |store, i: EvaluationOutputInput, _ctx| async move {
+                    save_evaluation_results(&store, i).await
+                },
+            ),
+            ToolDef::with(
+                self.store.clone(),
+                "generate_evaluation_report",
+                "Write an evaluation report",
+                "Evaluate a model and write `evaluations/<evaluation_name>/report.md` (plots saved beside it as PNG) and `report.html` (one self-contained page with the plots embedded). Returns their locations and the headline metrics.",
+                Annotations::WRITES,
+                |store, i: EvaluationOutputInput, _ctx| async move {
+                    generate_evaluation_report(&store, i).await
                 },
             ),
         ]
@@ -360,4 +393,274 @@ async fn evaluate_clustering(
         rows,
         scores,
     })
+}
+
+/// Input of `compare_models`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompareInput {
+    /// 2 to 20 model folders of the same task.
+    pub model_uris: Vec<String>,
+    /// The data every model is scored on (with the target for supervised models).
+    #[serde(alias = "data_uri")]
+    pub test_data_uri: String,
+    /// The metric to rank by, e.g. accuracy, f1_macro, roc_auc, log_loss, r2, rmse, silhouette.
+    pub metric: Option<String>,
+}
+
+/// One ranked model.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RankedModel {
+    pub rank: usize,
+    pub model_uri: String,
+    pub algorithm: String,
+    /// The ranking metric's value.
+    pub value: Option<f64>,
+    /// Every scalar metric of the model on this data.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// What `compare_models` found.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CompareOutput {
+    pub task: String,
+    pub metric: String,
+    pub higher_is_better: bool,
+    pub test_data_uri: String,
+    pub ranking: Vec<RankedModel>,
+    /// The ranking as a Markdown table.
+    pub table: String,
+}
+
+impl ToolResponse for CompareOutput {
+    fn summary(&self) -> String {
+        format!(
+            "Ranked {} {} models by {} ({} is better):\n{}",
+            self.ranking.len(),
+            self.task,
+            self.metric,
+            if self.higher_is_better {
+                "higher"
+            } else {
+                "lower"
+            },
+            self.table
+        )
+    }
+}
+
+async fn compare_models(
+    store: &ArtifactStore,
+    i: CompareInput,
+) -> Result<CompareOutput, ToolError> {
+    if !(2..=20).contains(&i.model_uris.len()) {
+        return Err(ToolError::validation(format!(
+            "give 2 to 20 model_uris to compare (got {})",
+            i.model_uris.len()
+        )));
+    }
+    let mut evaluations = Vec::new();
+    for uri in &i.model_uris {
+        evaluations.push(report::evaluate(store, uri, &i.test_data_uri, false).await?);
+    }
+    let task = evaluations[0].task.clone();
+    if let Some(other) = evaluations.iter().find(|e| e.task != task) {
+        return Err(ToolError::validation(format!(
+            "`{}` is a {} model and `{}` a {} model; compare models of one task",
+            evaluations[0].model_uri, task, other.model_uri, other.task
+        )));
+    }
+    let metric = i
+        .metric
+        .clone()
+        .unwrap_or_else(|| report::default_metric(&task).to_string());
+    let known: Vec<String> = report::scalar_metrics(&evaluations[0].metrics)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    if !known.contains(&metric) {
+        return Err(ToolError::validation(format!(
+            "`{metric}` is not a {task} metric; choose one of {}",
+            known.join(", ")
+        )));
+    }
+    let lower = report::lower_is_better(&metric);
+    let mut ranking: Vec<RankedModel> = evaluations
+        .iter()
+        .map(|e| {
+            let metrics: BTreeMap<String, f64> =
+                report::scalar_metrics(&e.metrics).into_iter().collect();
+            RankedModel {
+                rank: 0,
+                model_uri: e.model_uri.clone(),
+                algorithm: e.algorithm.clone(),
+                value: metrics.get(&metric).copied(),
+                metrics,
+            }
+        })
+        .collect();
+    // Missing values (e.g. an undefined AUC) rank last.
+    ranking.sort_by(|a, b| {
+        let key = |v: Option<f64>| match v {
+            Some(v) if lower => v,
+            Some(v) => -v,
+            None => f64::INFINITY,
+        };
+        key(a.value).total_cmp(&key(b.value))
+    });
+    for (i, r) in ranking.iter_mut().enumerate() {
+        r.rank = i + 1;
+    }
+    let mut table = format!("| rank | model | algorithm | {metric} |\n|---|---|---|---|\n");
+    for r in &ranking {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.rank,
+            r.model_uri,
+            r.algorithm,
+            r.value.map_or("n/a".into(), |v| format!("{v:.4}"))
+        ));
+    }
+    Ok(CompareOutput {
+        task,
+        metric,
+        higher_is_better: !lower,
+        test_data_uri: i.test_data_uri,
+        ranking,
+        table,
+    })
+}
+
+/// Input of `save_evaluation_results` and `generate_evaluation_report`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationOutputInput {
+    /// The model folder (`models/<training_job_name>`).
+    #[serde(alias = "model_s3_uri")]
+    pub model_uri: String,
+    /// Held-out data (with the target for supervised models).
+    #[serde(alias = "data_uri", alias = "test_data_s3_uri")]
+    pub test_data_uri: String,
+    /// Folder name under `evaluations/` (default: the model's name).
+    pub evaluation_name: Option<String>,
+}
+
+/// Saved evaluation files.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SavedEvaluation {
+    pub model_uri: String,
+    pub task: String,
+    /// The scalar metrics.
+    pub metrics: BTreeMap<String, f64>,
+    /// Every file written, results or report first, then the plots.
+    pub files: Vec<String>,
+    #[serde(skip)]
+    images: Vec<ToolImage>,
+}
+
+impl ToolResponse for SavedEvaluation {
+    fn summary(&self) -> String {
+        let metrics: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        format!(
+            "{} model {}: {}. Wrote {}",
+            self.task,
+            self.model_uri,
+            metrics.join(", "),
+            self.files.join(", ")
+        )
+    }
+
+    fn images(&self) -> Vec<ToolImage> {
+        self.images.clone()
+    }
+}
+
+/// Evaluates with plots and decides the output folder.
+async fn evaluate_into_folder(
+    store: &ArtifactStore,
+    i: &EvaluationOutputInput,
+) -> Result<(report::Evaluation, String), ToolError> {
+    if let Some(name) = &i.evaluation_name {
+        mlops_train::runner::check_job_name(name).map_err(|_| {
+            ToolError::validation(format!(
+                "evaluation_name `{name}` must be 1 to 63 letters, digits, `-`, `_` or `.`, not starting with `.`"
+            ))
+        })?;
+    }
+    let evaluation = report::evaluate(store, &i.model_uri, &i.test_data_uri, true).await?;
+    let name = i
+        .evaluation_name
+        .clone()
+        .unwrap_or_else(|| evaluation.model_name.clone());
+    Ok((evaluation, format!("evaluations/{name}")))
+}
+
+/// Writes the plots as `<folder>/<plot>.png`; returns their locations.
+async fn write_plots(
+    store: &ArtifactStore,
+    folder: &str,
+    e: &report::Evaluation,
+) -> Result<Vec<String>, ToolError> {
+    let mut uris = Vec::new();
+    for p in &e.plots {
+        let r = store.key(&format!("{folder}/{}.png", p.name))?;
+        store.put(&r, Bytes::from(p.png.clone())).await?;
+        uris.push(r.uri().to_string());
+    }
+    Ok(uris)
+}
+
+fn saved(e: &report::Evaluation, files: Vec<String>, with_images: bool) -> SavedEvaluation {
+    SavedEvaluation {
+        model_uri: e.model_uri.clone(),
+        task: e.task.clone(),
+        metrics: report::scalar_metrics(&e.metrics).into_iter().collect(),
+        files,
+        images: if with_images {
+            e.plots
+                .iter()
+                .map(|p| ToolImage {
+                    mime_type: "image/png".into(),
+                    data: Bytes::from(p.png.clone()),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+async fn save_evaluation_results(
+    store: &ArtifactStore,
+    i: EvaluationOutputInput,
+) -> Result<SavedEvaluation, ToolError> {
+    let (e, folder) = evaluate_into_folder(store, &i).await?;
+    let plots = write_plots(store, &folder, &e).await?;
+    let results = report::results_json(&e, &plots);
+    let r = store.key(&format!("{folder}/results.json"))?;
+    let json = serde_json::to_vec_pretty(&results)
+        .map_err(|err| ToolError::Execution(format!("could not encode the results: {err}")))?;
+    store.put(&r, Bytes::from(json)).await?;
+    let mut files = vec![r.uri().to_string()];
+    files.extend(plots);
+    Ok(saved(&e, files, true))
+}
+
+async fn generate_evaluation_report(
+    store: &ArtifactStore,
+    i: EvaluationOutputInput,
+) -> Result<SavedEvaluation, ToolError> {
+    let (e, folder) = evaluate_into_folder(store, &i).await?;
+    let plots = write_plots(store, &folder, &e).await?;
+    let md = store.key(&format!("{folder}/report.md"))?;
+    store.put(&md, Bytes::from(report::markdown(&e))).await?;
+    let html = store.key(&format!("{folder}/report.html"))?;
+    store.put(&html, Bytes::from(report::html(&e))).await?;
+    let mut files = vec![md.uri().to_string(), html.uri().to_string()];
+    files.extend(plots);
+    Ok(saved(&e, files, false))
 }

@@ -5,5 +5,7 @@
 
 pub mod capability;
 pub mod metrics;
+pub mod plots;
+pub mod report;
 
 pub use capability::EvaluationCapability;

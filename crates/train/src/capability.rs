@@ -518,10 +518,7 @@ async fn train_clustering(
             let features = prepared.pipeline.feature_names.clone();
             let x = Matrix::from_frame(&prepared.frame, &features)?;
             let algorithm = match (kmeans, dbscan) {
-                (Some(p), _) => {
-                    let (ks, max_iter, tol) = p.validate(x.rows)?;
-                    Clustering::KMeans(ks, max_iter, tol)
-                }
+                (Some(p), _) => Clustering::KMeans(p.validate(x.rows)?),
                 (None, Some((eps, min_samples))) => Clustering::Dbscan(eps, min_samples),
                 (None, None) => return Err(TrainError::invalid("no clustering algorithm chosen")),
             };

@@ -64,9 +64,45 @@ impl KMeans {
             .collect()
     }
 
-    /// Fits `k` clusters. `on_iteration(iteration, inertia)` is called after each Lloyd step;
+    /// Fits `k` clusters `n_init` times from different seeds and keeps the lowest inertia.
+    /// `on_iteration(iteration, inertia)` is called after each Lloyd step of the first run;
     /// `None` means the fit was cancelled.
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
+        x: &Matrix,
+        k: usize,
+        n_init: usize,
+        max_iter: usize,
+        tol: f64,
+        seed: u64,
+        cancelled: &AtomicBool,
+        on_iteration: &mut dyn FnMut(usize, f64),
+    ) -> Result<Option<Self>, TrainError> {
+        let mut best: Option<Self> = None;
+        for run in 0..n_init.max(1) {
+            let mut quiet = |_: usize, _: f64| {};
+            let report: &mut dyn FnMut(usize, f64) =
+                if run == 0 { on_iteration } else { &mut quiet };
+            let Some(model) = Self::fit_once(
+                x,
+                k,
+                max_iter,
+                tol,
+                seed.wrapping_add(run as u64),
+                cancelled,
+                report,
+            )?
+            else {
+                return Ok(None);
+            };
+            if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
+                best = Some(model);
+            }
+        }
+        Ok(best)
+    }
+
+    fn fit_once(
         x: &Matrix,
         k: usize,
         max_iter: usize,
@@ -149,11 +185,13 @@ impl KMeans {
     }
 }
 
-/// k-means++: each next seed is drawn with probability proportional to its squared distance from
-/// the nearest seed so far.
+/// Greedy k-means++ (scikit-learn's default): each next seed is the best, by total squared
+/// distance, of `2 + ln k` candidates drawn with probability proportional to their squared
+/// distance from the nearest seed so far.
 fn plus_plus_seeds(rows: &[f64], d: usize, k: usize, seed: u64) -> Vec<f64> {
     let n = rows.len() / d.max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let trials = 2 + (k as f64).ln() as usize;
     let first = rng.random_range(0..n);
     let mut centroids = rows[first * d..(first + 1) * d].to_vec();
     let mut nearest: Vec<f64> = rows
@@ -162,24 +200,35 @@ fn plus_plus_seeds(rows: &[f64], d: usize, k: usize, seed: u64) -> Vec<f64> {
         .collect();
     for _ in 1..k {
         let total: f64 = nearest.iter().sum();
-        let pick = if total > 0.0 {
-            let mut target = rng.random::<f64>() * total;
-            nearest
-                .iter()
-                .position(|w| {
-                    target -= w;
-                    target <= 0.0
-                })
-                .unwrap_or(n - 1)
-        } else {
-            rng.random_range(0..n)
-        };
-        let new = rows[pick * d..(pick + 1) * d].to_vec();
-        nearest
-            .par_iter_mut()
-            .zip(rows.par_chunks(d))
-            .for_each(|(w, r)| *w = w.min(sq_dist(r, &new)));
-        centroids.extend(new);
+        let mut best: Option<(f64, usize, Vec<f64>)> = None;
+        for _ in 0..trials {
+            let pick = if total > 0.0 {
+                let mut target = rng.random::<f64>() * total;
+                nearest
+                    .iter()
+                    .position(|w| {
+                        target -= w;
+                        target <= 0.0
+                    })
+                    .unwrap_or(n - 1)
+            } else {
+                rng.random_range(0..n)
+            };
+            let candidate = &rows[pick * d..(pick + 1) * d];
+            let updated: Vec<f64> = nearest
+                .par_iter()
+                .zip(rows.par_chunks(d))
+                .map(|(w, r)| w.min(sq_dist(r, candidate)))
+                .collect();
+            let potential: f64 = updated.iter().sum();
+            if best.as_ref().is_none_or(|b| potential < b.0) {
+                best = Some((potential, pick, updated));
+            }
+        }
+        if let Some((_, pick, updated)) = best {
+            nearest = updated;
+            centroids.extend_from_slice(&rows[pick * d..(pick + 1) * d]);
+        }
     }
     centroids
 }
@@ -423,7 +472,7 @@ mod tests {
         let (x, truth) = blobs();
         let never = AtomicBool::new(false);
         let mut inertias = Vec::new();
-        let m = KMeans::fit(&x, 3, 100, 1e-9, 7, &never, &mut |_, i| inertias.push(i))
+        let m = KMeans::fit(&x, 3, 1, 100, 1e-9, 7, &never, &mut |_, i| inertias.push(i))
             .unwrap()
             .unwrap();
         let labels = m.predict(&x);

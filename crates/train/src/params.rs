@@ -295,6 +295,8 @@ pub struct KMeansParams {
     pub n_clusters: Option<i64>,
     pub k_min: Option<i64>,
     pub k_max: Option<i64>,
+    /// Runs from different seeds for each k; the lowest inertia is kept (1 to 100).
+    pub n_init: i64,
     /// Most Lloyd iterations per fit.
     pub max_iter: i64,
     /// Stop when the centroids move less than this (sum of squared shifts).
@@ -307,6 +309,7 @@ impl Default for KMeansParams {
             n_clusters: None,
             k_min: None,
             k_max: None,
+            n_init: 3,
             max_iter: 300,
             tol: 1e-8,
         }
@@ -314,8 +317,8 @@ impl Default for KMeansParams {
 }
 
 impl KMeansParams {
-    /// The k values to try, the iteration cap and the tolerance.
-    pub fn validate(&self, rows: usize) -> Result<(Vec<usize>, usize, f64), TrainError> {
+    /// The k values to try, runs per k, the iteration cap and the tolerance.
+    pub fn validate(&self, rows: usize) -> Result<KMeansSettings, TrainError> {
         let rows_i = rows as i64;
         let ks = match (self.n_clusters, self.k_min, self.k_max) {
             (Some(k), None, None) => {
@@ -348,12 +351,23 @@ impl KMeansParams {
                 ));
             }
         };
-        Ok((
+        Ok(KMeansSettings {
             ks,
-            int_in("max_iter", self.max_iter, 1, 100_000)?,
-            float_in("tol", self.tol, 0.0, 1e9, false)?,
-        ))
+            n_init: int_in("n_init", self.n_init, 1, 100)?,
+            max_iter: int_in("max_iter", self.max_iter, 1, 100_000)?,
+            tol: float_in("tol", self.tol, 0.0, 1e9, false)?,
+        })
     }
+}
+
+/// Validated k-means settings.
+#[derive(Debug, Clone)]
+pub struct KMeansSettings {
+    /// The k values to try; the best silhouette wins.
+    pub ks: Vec<usize>,
+    pub n_init: usize,
+    pub max_iter: usize,
+    pub tol: f64,
 }
 
 /// dbscan.

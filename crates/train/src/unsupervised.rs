@@ -11,13 +11,13 @@ use crate::cluster::{ClusterScores, Dbscan, KMeans, cluster_scores};
 use crate::error::TrainError;
 use crate::matrix::Matrix;
 use crate::model::TrainedModel;
+use crate::params::KMeansSettings;
 use crate::reduce::{Pca, TsneParams, tsne};
 use crate::runner::FitControl;
 
 /// A clustering algorithm with validated settings.
 pub enum Clustering {
-    /// The k values to try (best silhouette wins), max iterations, tolerance.
-    KMeans(Vec<usize>, usize, f64),
+    KMeans(KMeansSettings),
     Dbscan(f64, usize),
 }
 
@@ -33,9 +33,9 @@ pub struct ClusteringFit {
 impl Clustering {
     pub fn hyperparameters(&self, seed: u64) -> Value {
         match self {
-            Clustering::KMeans(ks, max_iter, tol) => {
-                json!({ "k_tried": ks, "max_iter": max_iter, "tol": tol, "seed": seed })
-            }
+            Clustering::KMeans(p) => json!({
+                "k_tried": p.ks, "n_init": p.n_init, "max_iter": p.max_iter, "tol": p.tol, "seed": seed
+            }),
             Clustering::Dbscan(eps, min_samples) => {
                 json!({ "eps": eps, "min_samples": min_samples })
             }
@@ -49,7 +49,12 @@ impl Clustering {
         control: &FitControl,
     ) -> Result<Option<ClusteringFit>, TrainError> {
         match self {
-            Clustering::KMeans(ks, max_iter, tol) => {
+            Clustering::KMeans(KMeansSettings {
+                ks,
+                n_init,
+                max_iter,
+                tol,
+            }) => {
                 let mut best: Option<ClusteringFit> = None;
                 let mut silhouette_by_k = Vec::new();
                 for (i, &k) in ks.iter().enumerate() {
@@ -67,6 +72,7 @@ impl Clustering {
                     let Some(model) = KMeans::fit(
                         x,
                         k,
+                        *n_init,
                         *max_iter,
                         *tol,
                         seed,

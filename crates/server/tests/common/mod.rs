@@ -24,6 +24,8 @@ pub struct Reply {
     pub is_error: bool,
     pub text: String,
     pub structured: Value,
+    /// MIME types of the image contents, in order.
+    pub images: Vec<String>,
 }
 
 impl Server {
@@ -130,10 +132,16 @@ pub async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Val
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect::<Vec<_>>()
         .join("\n");
+    let images = r
+        .content
+        .iter()
+        .filter_map(|c| c.as_image().map(|i| i.mime_type.clone()))
+        .collect();
     Reply {
         is_error: r.is_error == Some(true),
         text,
         structured: r.structured_content.unwrap_or(Value::Null),
+        images,
     }
 }
 
