@@ -151,6 +151,9 @@ pub async fn evaluate(
     })
 }
 
+/// Computes a curve's points from scores and positive flags.
+type CurveFn = fn(&[f64], &[bool]) -> Vec<(f64, f64)>;
+
 enum Truth {
     Classes(Vec<u32>),
     Values(Vec<f64>),
@@ -184,7 +187,7 @@ fn score_and_draw(
                 let k = manifest.classes.len();
                 // Binary: the positive class only; more classes: each one-vs-rest.
                 let shown: Vec<usize> = if k == 2 { vec![1] } else { (0..k).collect() };
-                let curves = |f: fn(&[f64], &[bool]) -> Vec<(f64, f64)>| {
+                let curves = |f: CurveFn| {
                     shown
                         .iter()
                         .map(|&c| {
