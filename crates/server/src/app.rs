@@ -6,6 +6,7 @@ use anyhow::Context;
 use mlops_core::{ArtifactStore, Capability, Config, ToolRouter};
 use mlops_data::DataCapability;
 use mlops_eval::EvaluationCapability;
+use mlops_notify::{Notifier, NotifyCapability};
 use mlops_registry::{RegistryCapability, SqlRegistry};
 use mlops_train::{JobManager, TrainingCapability};
 
@@ -14,6 +15,8 @@ pub struct App {
     pub config: Config,
     pub store: ArtifactStore,
     pub router: ToolRouter,
+    /// Sends notifications through the outbox; a server starts its delivery worker.
+    pub notifier: Arc<Notifier>,
 }
 
 impl App {
@@ -28,18 +31,25 @@ impl App {
                     mlops_core::config::redact_url(&config.database_url)
                 )
             })?;
+        // A misconfigured channel (a bad webhook URL, an invalid address) stops start-up with a
+        // message naming the setting, never its value.
+        let notifier = Notifier::from_config(&config.home, &config.database_url)
+            .await
+            .context("configuring notifications")?;
         let jobs = JobManager::new();
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
             TrainingCapability::new(store.clone(), jobs),
             EvaluationCapability::new(store.clone()),
             RegistryCapability::new(Arc::new(registry), store.clone()),
+            NotifyCapability::new(notifier.clone()),
         ];
         let router = ToolRouter::new(&capabilities)?;
         Ok(Self {
             config,
             store,
             router,
+            notifier,
         })
     }
 }

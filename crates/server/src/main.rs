@@ -91,10 +91,12 @@ async fn main() -> anyhow::Result<()> {
                 "serving MCP over stdio"
             );
             let output_schemas = app.config.tool_output_schemas;
+            let notify_worker = app.notifier.start_worker();
             let service = McpServer::new(app.router, output_schemas)
                 .serve(rmcp::transport::stdio())
                 .await?;
             service.waiting().await?;
+            notify_worker.stop().await;
         }
         Command::Demo {
             rows,

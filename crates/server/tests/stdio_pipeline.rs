@@ -289,7 +289,7 @@ async fn bad_input_yields_actionable_tool_errors_and_no_partial_files() {
         (
             "train_supervised_classifier",
             json!({"algorithm": "deep_magic", "train_data_uri": "datasets/ok.csv"}),
-            "unknown variant `deep_magic`, expected `random_forest`",
+            "unknown variant `deep_magic`, expected one of `random_forest`, `xgboost`, `logistic_regression`",
         ),
         (
             "train_supervised_classifier",
