@@ -6,6 +6,7 @@ use anyhow::Context;
 use mlops_core::{ArtifactStore, Capability, Config, ToolRouter};
 use mlops_data::DataCapability;
 use mlops_eval::EvaluationCapability;
+use mlops_github::{GithubCapability, GithubConfig, Repository, repository_from_config};
 use mlops_notify::{Notifier, NotifyCapability};
 use mlops_registry::{RegistryCapability, SqlRegistry};
 use mlops_train::{JobManager, TrainingCapability};
@@ -17,6 +18,9 @@ pub struct App {
     pub router: ToolRouter,
     /// Sends notifications through the outbox; a server starts its delivery worker.
     pub notifier: Arc<Notifier>,
+    /// GitHub when a token and repository are configured, else the local history repository.
+    pub repository: Arc<dyn Repository>,
+    pub github: GithubConfig,
 }
 
 impl App {
@@ -36,6 +40,10 @@ impl App {
         let notifier = Notifier::from_config(&config.home, &config.database_url)
             .await
             .context("configuring notifications")?;
+        let github = GithubConfig::from_env(&config.home).context("configuring GitHub")?;
+        let repository = repository_from_config(&github)
+            .await
+            .context("opening the repository for training history")?;
         let jobs = JobManager::new();
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
@@ -43,6 +51,7 @@ impl App {
             EvaluationCapability::new(store.clone()),
             RegistryCapability::new(Arc::new(registry), store.clone()),
             NotifyCapability::new(notifier.clone()),
+            GithubCapability::new(repository.clone()),
         ];
         let router = ToolRouter::new(&capabilities)?;
         Ok(Self {
@@ -50,6 +59,8 @@ impl App {
             store,
             router,
             notifier,
+            repository,
+            github,
         })
     }
 }
