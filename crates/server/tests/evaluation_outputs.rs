@@ -8,7 +8,11 @@ use serde_json::json;
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 fn local(uri: &serde_json::Value) -> String {
-    uri.as_str().unwrap().strip_prefix("file://").unwrap().to_string()
+    uri.as_str()
+        .unwrap()
+        .strip_prefix("file://")
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test]
@@ -18,12 +22,23 @@ async fn compare_save_and_report() {
     s.generate("regression", 1500, "datasets/r.csv");
     s.generate("clustering", 600, "datasets/blobs.csv");
     let c = s
-        .ok("split_dataset", json!({"dataset_uri": "datasets/c.csv", "seed": 1}))
+        .ok(
+            "split_dataset",
+            json!({"dataset_uri": "datasets/c.csv", "seed": 1}),
+        )
         .await;
     for (name, algorithm, params) in [
         ("rf", "random_forest", json!({"n_estimators": 30})),
-        ("xgb", "xgboost", json!({"n_estimators": 60, "max_depth": 4})),
-        ("weak", "random_forest", json!({"n_estimators": 1, "max_depth": 1})),
+        (
+            "xgb",
+            "xgboost",
+            json!({"n_estimators": 60, "max_depth": 4}),
+        ),
+        (
+            "weak",
+            "random_forest",
+            json!({"n_estimators": 1, "max_depth": 1}),
+        ),
     ] {
         s.ok("train_supervised_classifier", json!({
             "algorithm": algorithm, "train_data_uri": c["train"]["uri"], "target_column": "label",
@@ -40,9 +55,19 @@ async fn compare_save_and_report() {
         .await;
     assert_eq!(by_accuracy["metric"], "accuracy");
     let ranking = by_accuracy["ranking"].as_array().unwrap();
-    assert!(ranking[2]["model_uri"].as_str().unwrap().ends_with("models/weak"));
+    assert!(
+        ranking[2]["model_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("models/weak")
+    );
     assert!(ranking[0]["value"].as_f64() >= ranking[1]["value"].as_f64());
-    assert!(by_accuracy["table"].as_str().unwrap().starts_with("| rank | model"));
+    assert!(
+        by_accuracy["table"]
+            .as_str()
+            .unwrap()
+            .starts_with("| rank | model")
+    );
     let by_loss = s
         .ok(
             "compare_models",
@@ -50,7 +75,12 @@ async fn compare_save_and_report() {
         )
         .await;
     assert_eq!(by_loss["higher_is_better"], false);
-    assert!(by_loss["ranking"][1]["model_uri"].as_str().unwrap().ends_with("models/weak"));
+    assert!(
+        by_loss["ranking"][1]["model_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("models/weak")
+    );
     s.err(
         "compare_models",
         json!({"model_uris": ["models/rf", "models/xgb"], "test_data_uri": c["test"]["uri"], "metric": "r2"}),
@@ -85,14 +115,23 @@ async fn compare_save_and_report() {
         "feature_importance.png",
         "learning_curve.png",
     ] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     assert_eq!(reply.images.len(), files.len() - 1);
     assert!(reply.images.iter().all(|m| m == "image/png"));
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.path("evaluations/xgb/results.json")).unwrap())
             .unwrap();
-    assert_eq!(results["metrics"]["confusion_matrix"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        results["metrics"]["confusion_matrix"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     for f in &files[1..] {
         assert!(std::fs::read(local(f)).unwrap().starts_with(PNG_MAGIC));
     }
@@ -105,10 +144,17 @@ async fn compare_save_and_report() {
         )
         .await;
     let md = std::fs::read_to_string(s.path("evaluations/rf-report/report.md")).unwrap();
-    assert!(md.contains("## Metrics") && md.contains("| accuracy |"), "{md}");
+    assert!(
+        md.contains("## Metrics") && md.contains("| accuracy |"),
+        "{md}"
+    );
     assert!(md.contains("![Confusion matrix](confusion_matrix.png)"));
     let html = std::fs::read_to_string(s.path("evaluations/rf-report/report.html")).unwrap();
-    assert_eq!(html.matches("data:image/png;base64,").count(), 5, "{report}");
+    assert_eq!(
+        html.matches("data:image/png;base64,").count(),
+        5,
+        "{report}"
+    );
 
     // Regression and clustering plots.
     s.ok("train_supervised_regressor", json!({
@@ -139,7 +185,10 @@ async fn compare_save_and_report() {
             for entry in std::fs::read_dir(s.path(&format!("evaluations/{folder}"))).unwrap() {
                 let p = entry.unwrap().path();
                 if p.extension().is_some_and(|e| e == "png") {
-                    let to = format!("{dir}/{folder}-{}", p.file_name().unwrap().to_string_lossy());
+                    let to = format!(
+                        "{dir}/{folder}-{}",
+                        p.file_name().unwrap().to_string_lossy()
+                    );
                     std::fs::copy(&p, to).unwrap();
                 }
             }
