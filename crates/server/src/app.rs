@@ -10,6 +10,7 @@ use mlops_github::{GithubCapability, GithubConfig, Repository, repository_from_c
 use mlops_notify::{Notifier, NotifyCapability};
 use mlops_registry::{RegistryCapability, SqlRegistry};
 use mlops_train::{JobManager, TrainingCapability};
+use mlops_workflow::{EngineConfig, WorkflowCapability, WorkflowEngine, WorkflowStore};
 
 /// Everything a running server holds.
 pub struct App {
@@ -21,6 +22,8 @@ pub struct App {
     /// GitHub when a token and repository are configured, else the local history repository.
     pub repository: Arc<dyn Repository>,
     pub github: GithubConfig,
+    /// Runs training workflows; a server starts its worker.
+    pub workflows: Arc<WorkflowEngine>,
 }
 
 impl App {
@@ -44,6 +47,17 @@ impl App {
         let repository = repository_from_config(&github)
             .await
             .context("opening the repository for training history")?;
+        let workflow_store = WorkflowStore::open(registry.pool().clone())
+            .await
+            .context("opening the workflow tables")?;
+        let mut engine = engine_config()?;
+        engine.channels = notifier
+            .config()
+            .configured_channels()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let workflows = WorkflowEngine::new(workflow_store, engine);
         let jobs = JobManager::new();
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
@@ -52,8 +66,11 @@ impl App {
             RegistryCapability::new(Arc::new(registry), store.clone()),
             NotifyCapability::new(notifier.clone()),
             GithubCapability::new(repository.clone()),
+            WorkflowCapability::new(workflows.clone()),
         ];
         let router = ToolRouter::new(&capabilities)?;
+        // The engine calls every other tool through the same router as clients do.
+        workflows.attach(router.clone());
         Ok(Self {
             config,
             store,
@@ -61,6 +78,21 @@ impl App {
             notifier,
             repository,
             github,
+            workflows,
         })
     }
+}
+
+/// The workflow lease: how long a crashed server's execution waits before another takes it over.
+fn engine_config() -> anyhow::Result<EngineConfig> {
+    let mut config = EngineConfig::default();
+    if let Ok(v) = std::env::var("MLOPS_WORKFLOW_LEASE_SECONDS") {
+        let secs: f64 = v
+            .parse()
+            .ok()
+            .filter(|s: &f64| *s >= 0.5 && *s <= 3600.0)
+            .context("MLOPS_WORKFLOW_LEASE_SECONDS must be a number of seconds from 0.5 to 3600")?;
+        config.lease = std::time::Duration::from_secs_f64(secs);
+    }
+    Ok(config)
 }

@@ -6,3 +6,4 @@
 pub mod app;
 pub mod demo;
 pub mod mcp;
+pub mod run_issue;

@@ -46,6 +46,31 @@ enum Command {
         #[command(subcommand)]
         command: DatasetsCommand,
     },
+    /// Run the training workflow for an issue written in a Markdown file (title on the first
+    /// line, parameters in a YAML block or `key: value` lines), on this machine, and print the
+    /// result. The issue is filed in the local history repository (or on GitHub when configured).
+    RunIssue {
+        /// The issue file, e.g. crates/github/examples/train-issue.md.
+        file: PathBuf,
+        /// Approve every retry the workflow asks for (otherwise it stops and prints the token).
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// The workflow's state machine.
+    Workflow {
+        #[command(subcommand)]
+        command: WorkflowCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkflowCommand {
+    /// Print the state machine as Amazon States Language JSON (for AWS Step Functions).
+    ExportAsl {
+        /// Prefix of the Lambda function names the Task states invoke.
+        #[arg(long, default_value = "mlops-mcp-")]
+        function_prefix: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,7 +92,10 @@ enum DatasetsCommand {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::from_env()?;
-    mlops_core::logging::init("mlops-mcp", &config.log_level);
+    // A command run by a person prints its own summary: its logs default to warnings.
+    let quiet = matches!(cli.command, Some(Command::RunIssue { .. }))
+        && std::env::var_os("LOG_LEVEL").is_none();
+    mlops_core::logging::init("mlops-mcp", if quiet { "WARN" } else { &config.log_level });
 
     if cli.list_tools {
         let app = App::build(config).await?;
@@ -92,10 +120,12 @@ async fn main() -> anyhow::Result<()> {
             );
             let output_schemas = app.config.tool_output_schemas;
             let notify_worker = app.notifier.start_worker();
+            let workflow_worker = app.workflows.start_worker();
             let service = McpServer::new(app.router, output_schemas)
                 .serve(rmcp::transport::stdio())
                 .await?;
             service.waiting().await?;
+            workflow_worker.stop().await;
             notify_worker.stop().await;
         }
         Command::Demo {
@@ -112,6 +142,16 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await?
+        }
+        Command::RunIssue { file, auto_approve } => {
+            let app = App::build(config).await?;
+            mlops_mcp::run_issue::run(&app, &file, auto_approve).await?;
+        }
+        Command::Workflow {
+            command: WorkflowCommand::ExportAsl { function_prefix },
+        } => {
+            let asl = mlops_workflow::definition::to_asl(&function_prefix);
+            println!("{}", serde_json::to_string_pretty(&asl)?);
         }
         Command::Datasets {
             command:
