@@ -5,55 +5,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
 
 use serde_json::json;
-
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Option<Moto> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = match Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("moto_server is required in CI: {e}")
-        }
-        Err(e) => {
-            eprintln!(
-                "\n!!! SKIPPING the S3 test: cannot start moto_server ({e}); pip install 'moto[server]'\n"
-            );
-            return None;
-        }
-    };
-    let moto = Moto { child, port };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(moto)
-}
 
 /// A raw, unsigned HTTP request to moto (which does not check signatures); returns the response head.
 fn http(port: u16, method: &str, path: &str) -> String {
@@ -66,7 +20,9 @@ fn http(port: u16, method: &str, path: &str) -> String {
 
 #[tokio::test]
 async fn processed_data_round_trips_through_s3_with_kms() {
-    let Some(moto) = start_moto() else { return };
+    let Some(moto) = common::start_moto() else {
+        return;
+    };
     assert!(http(moto.port, "PUT", "/mlops-test").starts_with("HTTP/1.1 200"));
     let home = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();

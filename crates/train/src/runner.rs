@@ -78,13 +78,15 @@ where
             "a model named `{name}` already exists; choose another training_job_name or pass overwrite: true"
         )));
     }
+    if opts.overwrite {
+        stop_running(jobs, &name).await;
+    }
     let job = jobs.start(&name, algorithm).map_err(TrainError::Invalid)?;
     let span = tracing::info_span!("training_job", training_job_name = %name, algorithm);
     let work = body(job.clone(), name);
     let run = {
         let job = job.clone();
         async move {
-            let _enter = span.enter();
             let result = work.await;
             match &result {
                 Ok((metrics, uri)) => job.finish(
@@ -105,12 +107,29 @@ where
             result
         }
     };
+    // The job runs in its own task, so a caller that stops waiting (a dropped request, a
+    // timed-out workflow step) cannot leave it half-finished; its cancel token stops it instead.
+    let handle = tokio::spawn(tracing::Instrument::instrument(run, span));
     if opts.wait {
-        run.await?;
-    } else {
-        tokio::spawn(run);
+        handle
+            .await
+            .map_err(|e| TrainError::Failed(format!("the training task stopped: {e}")))??;
     }
     Ok(job.snapshot())
+}
+
+/// Replacing a job that is still running (e.g. a retried workflow step): cancel it and wait,
+/// briefly, for it to end.
+async fn stop_running(jobs: &JobManager, name: &str) {
+    let Some(old) = jobs.get(name) else { return };
+    if old.snapshot().status != JobStatus::Running {
+        return;
+    }
+    old.cancel.cancel();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while old.snapshot().status == JobStatus::Running && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// What a blocking fit sees of its job: a stop flag and progress reporting.

@@ -2,8 +2,10 @@
 
 //! Helpers for tests that run the real `mlops-mcp` binary and talk MCP to it over stdio.
 
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
@@ -42,6 +44,11 @@ impl Server {
 
     /// As [`Server::connect`], with extra environment variables.
     pub async fn connect_with(home: &Path, env: &[(&str, &str)]) -> RunningService<RoleClient, ()> {
+        Self::spawn(home, env).await.0
+    }
+
+    /// As [`Server::connect_with`], also returning the server's process id (to kill it).
+    pub async fn spawn(home: &Path, env: &[(&str, &str)]) -> (RunningService<RoleClient, ()>, u32) {
         let home = home.to_path_buf();
         let env: Vec<(String, String)> = env
             .iter()
@@ -59,7 +66,8 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        ().serve(transport).await.unwrap()
+        let pid = transport.id().expect("the server process has an id");
+        (().serve(transport).await.unwrap(), pid)
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -154,4 +162,50 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
             out.push(path.strip_prefix(root).unwrap().display().to_string());
         }
     }
+}
+
+/// A local moto server (the AWS stand-in), stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts moto on a free port; without `moto_server` the caller skips loudly, except in CI.
+pub fn start_moto() -> Option<Moto> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = match Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("moto_server is required in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "\n!!! SKIPPING a moto test: cannot start moto_server ({e}); pip install 'moto[server]'\n"
+            );
+            return None;
+        }
+    };
+    let moto = Moto { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(moto)
 }
