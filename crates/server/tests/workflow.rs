@@ -593,3 +593,132 @@ async fn asl_export_is_accepted_by_step_functions() {
     let text = String::from_utf8_lossy(&created.stdout);
     assert!(text.starts_with("ACTIVE"), "{text}");
 }
+
+/// A fresh PostgreSQL schema through `psql`, dropped on drop; None (skipped loudly) without
+/// PostgreSQL, except in CI.
+struct PgSchema {
+    base: String,
+    name: String,
+}
+
+impl PgSchema {
+    fn create() -> Option<Self> {
+        let base = std::env::var("MLOPS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("wfq_{}", std::process::id());
+        let ok = std::process::Command::new("psql")
+            .args([
+                &base,
+                "-q",
+                "-c",
+                &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL is required in CI ({base})"
+            );
+            eprintln!(
+                "\n!!! SKIPPING the two-server PostgreSQL test: cannot reach {base} with psql\n"
+            );
+            return None;
+        }
+        Some(Self { base, name })
+    }
+
+    fn url(&self) -> String {
+        format!("{}?options=-c%20search_path%3D{}", self.base, self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                &self.base,
+                "-q",
+                "-c",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+            ])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn two_servers_share_one_postgres_queue() {
+    let Some(schema) = PgSchema::create() else {
+        return;
+    };
+    let url = schema.url();
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("MLOPS_DATABASE_URL", url.as_str()),
+        ("MLOPS_WORKFLOW_LEASE_SECONDS", "5"),
+    ];
+    let a = Server::connect_with(home.path(), &env).await;
+    let b = Server::connect_with(home.path(), &env).await;
+    let generated = std::process::Command::new(common::BIN)
+        .args([
+            "datasets",
+            "generate",
+            "classification",
+            "--rows",
+            "600",
+            "--out",
+        ])
+        .arg(home.path().join("datasets/c.csv"))
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let client = if i % 2 == 0 { &a } else { &b };
+        let r = common::call(client, "start_workflow", json!({
+            "body": issue("wf-queue", "xgboost", json!({"n_estimators": 10, "max_depth": 3}), 0.5, 1),
+            "timing": quick(json!({}))
+        }))
+        .await;
+        assert!(!r.is_error, "{}", r.text);
+        ids.push(r.structured["id"].as_str().unwrap().to_string());
+    }
+    let mut workers = std::collections::BTreeSet::new();
+    for id in &ids {
+        let done = settle(&a, id, 300).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        // Every state ran once: no attempt was left unfinished or repeated.
+        let steps = states(&done);
+        let mut unique = steps.clone();
+        unique.dedup();
+        assert_eq!(steps.len(), 7, "{id}: {steps:?}");
+        assert_eq!(unique, steps);
+        for step in done["steps"].as_array().unwrap() {
+            workers.insert(step["worker"].as_str().unwrap().to_string());
+        }
+    }
+    let versions = common::call(
+        &a,
+        "list_model_versions",
+        json!({"model_name": "wf-queue", "limit": 100}),
+    )
+    .await;
+    assert_eq!(versions.structured["total"], 20);
+    let mut numbers: Vec<i64> = versions.structured["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=20).collect::<Vec<_>>());
+    let history = std::fs::read_dir(home.path().join("history-repo/training_history"))
+        .unwrap()
+        .count();
+    assert_eq!(history, 20);
+    assert_eq!(
+        workers.len(),
+        2,
+        "both servers worked the queue: {workers:?}"
+    );
+}
