@@ -22,6 +22,9 @@ struct Cli {
     /// Print every tool with its capability and description, then exit.
     #[arg(long)]
     list_tools: bool,
+    /// With --list-tools: print the README's Markdown table instead.
+    #[arg(long, requires = "list_tools")]
+    markdown: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -99,14 +102,17 @@ async fn main() -> anyhow::Result<()> {
 
     if cli.list_tools {
         let app = App::build(config).await?;
+        if cli.markdown {
+            println!("| tool | capability | what it does |\n|---|---|---|");
+        }
         for (capability, spec) in app.router.list() {
-            let first_sentence = spec
-                .description
-                .split(". ")
-                .next()
-                .unwrap_or(spec.description)
-                .trim_end_matches('.');
-            println!("{:<36} {:<18} {first_sentence}.", spec.name, capability);
+            let first_sentence = first_sentence(spec.description);
+            if cli.markdown {
+                let text = first_sentence.replace('|', "\\|");
+                println!("| `{}` | {capability} | {text} |", spec.name);
+            } else {
+                println!("{:<36} {:<18} {first_sentence}.", spec.name, capability);
+            }
         }
         return Ok(());
     }
@@ -181,4 +187,16 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A description's first sentence, without its full stop ("e.g." does not end a sentence).
+fn first_sentence(text: &str) -> &str {
+    let mut from = 0;
+    while let Some(i) = text[from..].find(". ").map(|i| i + from) {
+        if !(text[..i].ends_with("e.g") || text[..i].ends_with("i.e")) {
+            return &text[..i];
+        }
+        from = i + 2;
+    }
+    text.trim_end_matches('.')
 }
