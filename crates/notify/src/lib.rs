@@ -48,6 +48,12 @@ pub enum NotifyError {
     Io(String),
 }
 
+impl From<mlops_db::DbError> for NotifyError {
+    fn from(e: mlops_db::DbError) -> Self {
+        NotifyError::Database(mlops_core::logging::mask_str(&e.to_string()))
+    }
+}
+
 impl From<sqlx::Error> for NotifyError {
     fn from(e: sqlx::Error) -> Self {
         NotifyError::Database(mlops_core::logging::mask_str(&e.to_string()))

@@ -57,6 +57,14 @@ pub struct Notifier {
 
 const BATCH: i64 = 16;
 
+/// Channels from the environment, with the server's home and database.
+fn config_from_env(home: PathBuf, database_url: &str) -> Result<NotifyConfig, NotifyError> {
+    let mut values: BTreeMap<String, String> = std::env::vars().collect();
+    values.insert("MLOPS_HOME".into(), home.display().to_string());
+    values.insert("MLOPS_DATABASE_URL".into(), database_url.into());
+    NotifyConfig::from_map(&values)
+}
+
 impl Notifier {
     /// The notifier for a server: channels from the environment, `home` and `database_url` as
     /// given (the registry's database).
@@ -64,12 +72,20 @@ impl Notifier {
         home: impl Into<PathBuf>,
         database_url: &str,
     ) -> Result<Arc<Self>, NotifyError> {
-        let home = home.into();
-        let mut values: BTreeMap<String, String> = std::env::vars().collect();
-        values.insert("MLOPS_HOME".into(), home.display().to_string());
-        values.insert("MLOPS_DATABASE_URL".into(), database_url.into());
-        let config = NotifyConfig::from_map(&values)?;
-        Ok(Arc::new(Self::new(config).await?))
+        Ok(Arc::new(
+            Self::new(config_from_env(home.into(), database_url)?).await?,
+        ))
+    }
+
+    /// As [`Notifier::from_config`], with the outbox in an open pool (the server's one database).
+    pub async fn on_pool(
+        home: impl Into<PathBuf>,
+        database_url: &str,
+        pool: sqlx::AnyPool,
+    ) -> Result<Arc<Self>, NotifyError> {
+        let config = config_from_env(home.into(), database_url)?;
+        let outbox = Outbox::from_pool(pool).await?;
+        Ok(Arc::new(Self::with_outbox(config, outbox)?))
     }
 
     /// Connects the outbox and builds every configured channel.

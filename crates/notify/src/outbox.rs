@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use crate::NotifyError;
@@ -120,28 +120,7 @@ const SELECT: &str = "SELECT id, notification_id, channel, template, title, stat
 impl Outbox {
     /// Connects (creating a SQLite file and its folder if needed) and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, NotifyError> {
-        sqlx::any::install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
-        let url = prepare_sqlite_url(url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 5 })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA busy_timeout = 10000",
-                        ] {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
+        let pool = mlops_db::connect(url).await?;
         Self::from_pool(pool).await
     }
 
@@ -157,37 +136,7 @@ impl Outbox {
     }
 
     async fn migrate(&self) -> Result<(), NotifyError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS notify_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .execute(&self.pool)
-            .await
-            .or_else(ignore_concurrent_create)?;
-        for (version, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM notify_migrations WHERE version = $1")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_some() {
-                tx.rollback().await?;
-                continue;
-            }
-            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(sqlx::AssertSqlSafe(statement))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let inserted = sqlx::query("INSERT INTO notify_migrations (version, applied_at) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING")
-                .bind(version)
-                .bind(crate::now_text())
-                .execute(&mut *tx)
-                .await?;
-            if inserted.rows_affected() == 1 {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-        }
+        mlops_db::migrate(&self.pool, "notify_migrations", MIGRATIONS).await?;
         Ok(())
     }
 
@@ -397,43 +346,5 @@ fn record(row: &AnyRow) -> Result<DeliveryRecord, NotifyError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         delivered_at: row.try_get("delivered_at")?,
-    })
-}
-
-/// `CREATE TABLE IF NOT EXISTS` can still race on PostgreSQL's catalog; the loser's error is harmless.
-fn ignore_concurrent_create(e: sqlx::Error) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
-    match &e {
-        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("23505" | "42P07")) => {
-            Ok(Default::default())
-        }
-        _ => Err(e),
-    }
-}
-
-/// For SQLite: creates the database's folder and asks sqlx to create the file.
-fn prepare_sqlite_url(url: &str) -> Result<String, NotifyError> {
-    let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
-        return Ok(url.to_string());
-    };
-    let path = rest.split('?').next().unwrap_or(rest);
-    if path != ":memory:"
-        && !path.is_empty()
-        && let Some(parent) = std::path::Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            NotifyError::Database(format!("cannot create {}: {e}", parent.display()))
-        })?;
-    }
-    Ok(if rest.contains("mode=") {
-        url.to_string()
-    } else if rest.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
     })
 }

@@ -33,6 +33,12 @@ impl From<sqlx::Error> for RegistryError {
     }
 }
 
+impl From<mlops_db::DbError> for RegistryError {
+    fn from(e: mlops_db::DbError) -> Self {
+        RegistryError::Database(mlops_core::logging::mask_str(&e.to_string()))
+    }
+}
+
 impl From<RegistryError> for mlops_core::ToolError {
     fn from(e: RegistryError) -> Self {
         match e {

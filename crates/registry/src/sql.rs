@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
@@ -132,7 +132,7 @@ async fn settle<T>(
             e
         }
     };
-    if !is_retryable(&error) {
+    if !mlops_db::is_retryable(&error) {
         return Err(error.into());
     }
     *attempt += 1;
@@ -157,76 +157,14 @@ type Tx = Transaction<'static, Any>;
 impl SqlRegistry {
     /// Connects (creating a SQLite file and its folder if needed) and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, RegistryError> {
-        sqlx::any::install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
-        let url = prepare_sqlite_url(url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 10 })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // WAL lets readers run beside the writer; NORMAL sync is durable in WAL mode
-                        // except against power loss, and keeps registrations fast.
-                        // Name patterns match case-sensitively, as on PostgreSQL.
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA busy_timeout = 10000",
-                            "PRAGMA case_sensitive_like = ON",
-                        ] {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        let registry = Self { pool };
-        registry.migrate().await?;
-        Ok(registry)
+        let pool = mlops_db::connect(url).await?;
+        mlops_db::migrate(&pool, "registry_migrations", MIGRATIONS).await?;
+        Ok(Self { pool })
     }
 
     /// The connection pool (shared with other stores on the same database).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
-    }
-
-    async fn migrate(&self) -> Result<(), RegistryError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS registry_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .execute(&self.pool)
-            .await
-            .or_else(ignore_concurrent_create)?;
-        for (version, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM registry_migrations WHERE version = $1")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_some() {
-                tx.rollback().await?;
-                continue;
-            }
-            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(sqlx::AssertSqlSafe(statement))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // Two servers starting at once: the loser inserts nothing and rolls back.
-            let inserted = sqlx::query("INSERT INTO registry_migrations (version, applied_at) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING")
-                .bind(version)
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
-            if inserted.rows_affected() == 1 {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-        }
-        Ok(())
     }
 
     async fn fetch_versions(&self, rows: Vec<AnyRow>) -> Result<Vec<ModelVersion>, RegistryError> {
@@ -1003,59 +941,6 @@ fn from_row(row: &AnyRow) -> Result<ModelVersion, RegistryError> {
         },
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
-    })
-}
-
-/// A unique-key violation (another writer took the number), a serialization failure or deadlock
-/// (PostgreSQL), or a busy database (SQLite).
-fn is_retryable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            db.is_unique_violation()
-                || matches!(
-                    db.code().as_deref(),
-                    Some("40001" | "40P01" | "5" | "6" | "517" | "261")
-                )
-        }
-        _ => false,
-    }
-}
-
-/// `CREATE TABLE IF NOT EXISTS` can still race on PostgreSQL's catalog; the loser's error is harmless.
-fn ignore_concurrent_create(e: sqlx::Error) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
-    match &e {
-        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("23505" | "42P07")) => {
-            Ok(Default::default())
-        }
-        _ => Err(e),
-    }
-}
-
-/// For SQLite: creates the database's folder and asks sqlx to create the file.
-fn prepare_sqlite_url(url: &str) -> Result<String, RegistryError> {
-    let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
-        return Ok(url.to_string());
-    };
-    let path = rest.split('?').next().unwrap_or(rest);
-    if path != ":memory:"
-        && !path.is_empty()
-        && let Some(parent) = std::path::Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            RegistryError::Database(format!("cannot create {}: {e}", parent.display()))
-        })?;
-    }
-    Ok(if rest.contains("mode=") {
-        url.to_string()
-    } else if rest.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
     })
 }
 

@@ -40,9 +40,10 @@ impl App {
             })?;
         // A misconfigured channel (a bad webhook URL, an invalid address) stops start-up with a
         // message naming the setting, never its value.
-        let notifier = Notifier::from_config(&config.home, &config.database_url)
-            .await
-            .context("configuring notifications")?;
+        let notifier =
+            Notifier::on_pool(&config.home, &config.database_url, registry.pool().clone())
+                .await
+                .context("configuring notifications")?;
         let github = GithubConfig::from_env(&config.home).context("configuring GitHub")?;
         let repository = repository_from_config(&github)
             .await

@@ -176,38 +176,7 @@ impl WorkflowStore {
     }
 
     async fn migrate(&self) -> Result<(), WorkflowError> {
-        // Two servers may start together: CREATE ... IF NOT EXISTS can still race on PostgreSQL's
-        // catalog, and the loser's error is harmless.
-        let _ = sqlx::query("CREATE TABLE IF NOT EXISTS workflow_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .execute(&self.pool)
-            .await;
-        for (version, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
-            let done: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM workflow_migrations WHERE version = $1")
-                    .bind(version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_some() {
-                tx.rollback().await?;
-                continue;
-            }
-            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                sqlx::query(sqlx::AssertSqlSafe(statement))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let inserted = sqlx::query("INSERT INTO workflow_migrations (version, applied_at) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING")
-                .bind(version)
-                .bind(now_text())
-                .execute(&mut *tx)
-                .await?;
-            if inserted.rows_affected() == 1 {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
-        }
+        mlops_db::migrate(&self.pool, "workflow_migrations", MIGRATIONS).await?;
         Ok(())
     }
 
