@@ -59,7 +59,9 @@ impl App {
             .map(String::from)
             .collect();
         let workflows = WorkflowEngine::new(workflow_store, engine);
-        let jobs = JobManager::new();
+        let jobs = JobManager::with_database(registry.pool().clone())
+            .await
+            .context("opening the training job records")?;
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
             TrainingCapability::new(store.clone(), jobs),

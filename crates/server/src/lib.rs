@@ -5,5 +5,6 @@
 
 pub mod app;
 pub mod demo;
+pub mod http;
 pub mod mcp;
 pub mod run_issue;

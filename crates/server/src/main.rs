@@ -9,6 +9,7 @@ use mlops_data::io::{TableFormat, encode};
 use mlops_data::synthetic::{SyntheticKind, generate};
 use mlops_mcp::app::App;
 use mlops_mcp::demo::{self, DemoOptions};
+use mlops_mcp::http::HttpOptions;
 use mlops_mcp::mcp::McpServer;
 use rmcp::ServiceExt;
 
@@ -31,8 +32,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve MCP over stdio (the default transport).
-    Serve,
+    /// Serve MCP over stdio (the default transport), or over streamable HTTP with --http.
+    Serve {
+        /// Serve MCP over streamable HTTP at http://ADDR/mcp instead of stdio (ADDR: IP:PORT,
+        /// e.g. 127.0.0.1:8080 or 0.0.0.0:8080), beside GET /healthz, GET /readyz and, when
+        /// GITHUB_WEBHOOK_SECRET is set, POST /webhooks/github. Bearer tokens: MLOPS_HTTP_TOKENS.
+        #[arg(long, value_name = "ADDR", value_parser = mlops_mcp::http::parse_listen_addr)]
+        http: Option<std::net::SocketAddr>,
+        /// With --http and no MLOPS_HTTP_TOKENS: serve on a non-loopback address anyway (only
+        /// behind a proxy that authenticates).
+        #[arg(long, requires = "http")]
+        allow_unauthenticated: bool,
+    },
     /// Run the whole pipeline on generated data through the MCP tools and print the results.
     Demo {
         /// Rows of sample data to generate.
@@ -116,8 +127,20 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    match cli.command.unwrap_or(Command::Serve {
+        http: None,
+        allow_unauthenticated: false,
+    }) {
+        Command::Serve {
+            http: Some(addr),
+            allow_unauthenticated,
+        } => {
+            // Checked before anything opens: a refused setting fails fast.
+            let options = HttpOptions::from_env(addr, allow_unauthenticated)?;
+            let app = App::build(config).await?;
+            mlops_mcp::http::serve(app, options, mlops_mcp::http::shutdown_signal()).await?;
+        }
+        Command::Serve { http: None, .. } => {
             let app = App::build(config).await?;
             tracing::info!(
                 tools = app.router.list().count(),

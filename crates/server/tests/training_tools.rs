@@ -104,4 +104,31 @@ async fn regression_cancellation_reload_and_wrong_kinds() {
     .await;
     assert_eq!(eval2.structured["r2"], eval["r2"]);
     assert_eq!(eval2.structured["mae"], eval["mae"]);
+
+    // Jobs are recorded in the database: the other process knows the cancelled job too, and the
+    // finished one with its metrics history.
+    let long = common::call(
+        &again,
+        "get_training_metrics",
+        json!({"training_job_name": "long"}),
+    )
+    .await;
+    assert_eq!(long.structured["status"], "cancelled", "{}", long.text);
+    let reg = common::call(
+        &again,
+        "get_training_metrics",
+        json!({"training_job_name": "reg-1"}),
+    )
+    .await;
+    assert_eq!(reg.structured["status"], "completed");
+    assert_eq!(
+        reg.structured["metrics"]["oob_r2"],
+        job["metrics"]["oob_r2"]
+    );
+    assert!(
+        !reg.structured["metrics_history"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }

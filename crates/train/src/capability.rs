@@ -642,6 +642,13 @@ async fn training_metrics(
     if let Some(job) = jobs.get(name) {
         return Ok(JobReport(job.snapshot()));
     }
+    let recorded = jobs
+        .recorded(name)
+        .await
+        .map_err(|e| TrainError::Failed(format!("could not read the job record: {e}")))?;
+    if let Some(snapshot) = recorded {
+        return Ok(JobReport(snapshot));
+    }
     let artifact = match ModelArtifact::load(store, &ModelArtifact::folder_key(name)).await {
         Ok(found) => found,
         Err(mlops_core::StoreError::NotFound { .. }) => {

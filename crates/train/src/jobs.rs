@@ -1,7 +1,9 @@
 //! Training jobs: a name, a status, progress, a metrics history and a cancellation handle.
 //!
-//! Jobs live in memory while the server runs; a finished job's metrics are also in its model's
-//! manifest, so `get_training_metrics` still answers for it after a restart.
+//! Live jobs are in memory; every job is also recorded in the database (at start, every few
+//! seconds while it runs, and at its end), so `get_training_metrics` answers for it after a
+//! restart or from another server. A job whose record stops being refreshed ran on a server that
+//! stopped: it is reported as failed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Running,
@@ -29,7 +31,7 @@ pub struct MetricPoint {
 }
 
 /// A job as reported to clients.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct JobSnapshot {
     pub training_job_name: String,
     pub algorithm: String,
@@ -101,15 +103,43 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// All jobs of this server process.
+/// All jobs of this server process, and the database record of every job.
 #[derive(Default)]
 pub struct JobManager {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
+    records: Option<JobRecords>,
 }
 
 impl JobManager {
+    /// Jobs in memory only (tests, tools that need no history).
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Jobs recorded in the database behind `pool` as well.
+    pub async fn with_database(pool: sqlx::AnyPool) -> Result<Arc<Self>, sqlx::Error> {
+        mlops_db::migrate(&pool, "training_migrations", JOB_MIGRATIONS).await?;
+        Ok(Arc::new(Self {
+            jobs: Mutex::default(),
+            records: Some(JobRecords { pool }),
+        }))
+    }
+
+    /// Records a job's current state (best effort: a database hiccup never fails training).
+    pub async fn record(&self, snapshot: &JobSnapshot) {
+        if let Some(r) = &self.records
+            && let Err(e) = r.save(snapshot).await
+        {
+            tracing::warn!(error = %e, training_job_name = %snapshot.training_job_name, "could not record the training job");
+        }
+    }
+
+    /// A job's record, from this or any other server sharing the database.
+    pub async fn recorded(&self, name: &str) -> Result<Option<JobSnapshot>, sqlx::Error> {
+        match &self.records {
+            Some(r) => r.load(name).await,
+            None => Ok(None),
+        }
     }
 
     /// Registers a new running job; fails if a job of that name is still running.
@@ -150,5 +180,66 @@ impl JobManager {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned()
+    }
+}
+
+/// How often a running job's record is refreshed; a record older than `STALE_AFTER` belongs to a
+/// server that stopped.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
+const STALE_AFTER_MS: i64 = 30_000;
+
+const JOB_MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE IF NOT EXISTS training_jobs (
+        name TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        updated_at_ms BIGINT NOT NULL
+    )",
+)];
+
+/// Job records in the database: the snapshot as JSON, keyed by name.
+struct JobRecords {
+    pool: sqlx::AnyPool,
+}
+
+impl JobRecords {
+    async fn save(&self, s: &JobSnapshot) -> Result<(), sqlx::Error> {
+        let json = serde_json::to_string(s).unwrap_or_default();
+        let status = serde_json::to_value(s.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        sqlx::query("INSERT INTO training_jobs (name, status, snapshot, updated_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET status = excluded.status, snapshot = excluded.snapshot, updated_at_ms = excluded.updated_at_ms")
+            .bind(&s.training_job_name)
+            .bind(status)
+            .bind(json)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn load(&self, name: &str) -> Result<Option<JobSnapshot>, sqlx::Error> {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT snapshot, updated_at_ms FROM training_jobs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let text: String = row.try_get("snapshot")?;
+        let updated: i64 = row.try_get("updated_at_ms")?;
+        let Ok(mut snapshot) = serde_json::from_str::<JobSnapshot>(&text) else {
+            return Ok(None);
+        };
+        if snapshot.status == JobStatus::Running
+            && chrono::Utc::now().timestamp_millis() - updated > STALE_AFTER_MS
+        {
+            snapshot.status = JobStatus::Failed;
+            snapshot.error = Some(
+                "the server running this job stopped before it finished; start it again".into(),
+            );
+        }
+        Ok(Some(snapshot))
     }
 }

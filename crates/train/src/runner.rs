@@ -61,7 +61,7 @@ pub type JobResult = Result<(Value, String), TrainError>;
 /// Starts a job named by `opts` running `body`; waits for it when asked, else returns at once.
 pub async fn start_job<F, Fut>(
     store: &ArtifactStore,
-    jobs: &JobManager,
+    jobs: &Arc<JobManager>,
     opts: &JobOptions,
     algorithm: &str,
     body: F,
@@ -82,12 +82,24 @@ where
         stop_running(jobs, &name).await;
     }
     let job = jobs.start(&name, algorithm).map_err(TrainError::Invalid)?;
+    jobs.record(&job.snapshot()).await;
     let span = tracing::info_span!("training_job", training_job_name = %name, algorithm);
     let work = body(job.clone(), name);
     let run = {
-        let job = job.clone();
+        let (job, jobs) = (job.clone(), jobs.clone());
         async move {
+            // The record is refreshed while the job runs, so other servers see it is alive.
+            let heartbeat = {
+                let (job, jobs) = (job.clone(), jobs.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(crate::jobs::HEARTBEAT).await;
+                        jobs.record(&job.snapshot()).await;
+                    }
+                })
+            };
             let result = work.await;
+            heartbeat.abort();
             match &result {
                 Ok((metrics, uri)) => job.finish(
                     JobStatus::Completed,
@@ -103,6 +115,7 @@ where
                 ),
                 Err(e) => job.finish(JobStatus::Failed, Value::Null, None, Some(e.to_string())),
             }
+            jobs.record(&job.snapshot()).await;
             tracing::info!(status = ?job.snapshot().status, "training job ended");
             result
         }

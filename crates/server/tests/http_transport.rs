@@ -1,0 +1,512 @@
+//! `mlops-mcp serve --http`: the real binary on a local port. Health and readiness, the `/mcp`
+//! guards (bearer tokens, Origin, body limit), MCP over streamable HTTP with rmcp's own client and
+//! with raw JSON-RPC posts, the refusal to serve unauthenticated on a public address, graceful
+//! shutdown on SIGTERM, and the GitHub webhook end to end: a signed `labeled` event starts a
+//! workflow that succeeds, and a signed `/approve` comment answers a waiting one.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+const SECRET: &str = "webhook-secret-for-tests";
+const ACCEPT: &str = "application/json, text/event-stream";
+
+/// A `serve --http` process on a free port, killed when dropped.
+struct HttpServer {
+    home: tempfile::TempDir,
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve_command(home: &Path, addr: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(common::BIN);
+    cmd.args(["serve", "--http", addr])
+        .env_clear()
+        .env("MLOPS_HOME", home)
+        .env("LOG_LEVEL", "WARN")
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
+}
+
+impl HttpServer {
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = serve_command(home.path(), &format!("127.0.0.1:{port}"), env)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut s = Self {
+            home,
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = s.http.get(s.url("/healthz")).send().await
+                && r.status() == 200
+            {
+                assert_eq!(r.text().await.unwrap(), "ok");
+                break;
+            }
+            if let Some(status) = s.child.try_wait().unwrap() {
+                panic!("the server exited before serving: {status}");
+            }
+            assert!(Instant::now() < deadline, "/healthz did not answer in 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        s
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.home.path().join(rel)
+    }
+
+    /// An MCP session with rmcp's streamable HTTP client.
+    async fn client(&self, token: Option<&str>) -> RunningService<RoleClient, ()> {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(self.url("/mcp"));
+        if let Some(t) = token {
+            config = config.auth_header(t);
+        }
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("MCP initialize over HTTP")
+    }
+
+    fn generate(&self, rows: usize, rel: &str) {
+        let status = Command::new(common::BIN)
+            .args([
+                "datasets",
+                "generate",
+                "classification",
+                "--rows",
+                &rows.to_string(),
+                "--out",
+            ])
+            .arg(self.path(rel))
+            .env("LOG_LEVEL", "WARN")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// POSTs a GitHub delivery signed with `secret`.
+    async fn deliver(
+        &self,
+        event: &str,
+        delivery: &str,
+        payload: &Value,
+        secret: &str,
+    ) -> (u16, Value) {
+        let body = serde_json::to_vec(payload).unwrap();
+        let r = self
+            .http
+            .post(self.url("/webhooks/github"))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", signature(secret, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// `sha256=<hex>` HMAC of `body`, as GitHub signs deliveries.
+fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> Value {
+    let Value::Object(arguments) = args.clone() else {
+        panic!("arguments must be an object")
+    };
+    let r: CallToolResult = client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(arguments))
+        .await
+        .unwrap();
+    assert!(r.is_error != Some(true), "{tool} {args}: {:?}", r.content);
+    r.structured_content.unwrap_or(Value::Null)
+}
+
+fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw-http-test", "version": "1"}
+    }})
+}
+
+/// The JSON-RPC message in a response that is either JSON or an event stream.
+fn rpc_message(text: &str) -> Value {
+    if let Ok(v) = serde_json::from_str(text) {
+        return v;
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v.get("id").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC response in {text}"))
+}
+
+#[tokio::test]
+async fn health_guards_mcp_and_graceful_shutdown() {
+    let mut s = HttpServer::start(&[(
+        "MLOPS_HTTP_TOKENS",
+        &format!("other-token-0123456789,{TOKEN}"),
+    )])
+    .await;
+
+    let ready = s.http.get(s.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["database"], "ok");
+    assert_eq!(ready["checks"]["artifact_store"], "ok");
+
+    // No token, a wrong token, a foreign Origin, an oversized body.
+    let post = |token: Option<&str>| {
+        let mut r = s
+            .http
+            .post(s.url("/mcp"))
+            .header("accept", ACCEPT)
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        r
+    };
+    let r = post(None).json(&initialize_body()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("MLOPS_HTTP_TOKENS"), "{text}");
+    let r = post(Some("wrong-token-0123456789abcdef"))
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(TOKEN), "a token leaked: {text}");
+    let r = post(Some(TOKEN))
+        .header("origin", "https://evil.example")
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let big = vec![b' '; 5 * 1024 * 1024];
+    let r = post(Some(TOKEN)).body(big).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+
+    // Raw JSON-RPC, as curl or any HTTP client would: initialize, then tools/list in the session.
+    let r = post(Some(TOKEN))
+        .header("origin", "http://localhost:3000")
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let session = r
+        .headers()
+        .get("mcp-session-id")
+        .expect("a session id")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let init = rpc_message(&r.text().await.unwrap());
+    assert_eq!(
+        init["result"]["serverInfo"]["name"],
+        "unified-mlops-mcp-server"
+    );
+    let r = post(Some(TOKEN))
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = post(Some(TOKEN))
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list = rpc_message(&r.text().await.unwrap());
+    let tools = list["result"]["tools"].as_array().unwrap();
+    assert!(
+        tools
+            .iter()
+            .any(|t| t["name"] == "train_supervised_classifier")
+    );
+
+    // rmcp's own streamable HTTP client: initialize, tools/list, tools/call.
+    s.generate(500, "datasets/c.csv");
+    let client = s.client(Some(TOKEN)).await;
+    let info = client.peer_info().expect("server info");
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("unified-mlops-mcp-server")
+    );
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.len() > 30, "{} tools", tools.len());
+    let loaded = call(
+        &client,
+        "load_dataset",
+        json!({"dataset_uri": "datasets/c.csv"}),
+    )
+    .await;
+    assert_eq!(loaded["row_count"], 500, "{loaded}");
+    // An unknown tool is a protocol error, over HTTP as over stdio.
+    let err = client
+        .call_tool(CallToolRequestParams::new("no_such_tool"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no_such_tool"), "{err}");
+    client.cancel().await.unwrap();
+
+    // SIGTERM: the server stops and exits cleanly.
+    let pid = s.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit 30 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+#[test]
+fn refuses_unauthenticated_public_address() {
+    let home = tempfile::tempdir().unwrap();
+    let out = serve_command(home.path(), &format!("0.0.0.0:{}", free_port()), &[])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("MLOPS_HTTP_TOKENS") && err.contains("--allow-unauthenticated"),
+        "{err}"
+    );
+    let out = serve_command(
+        home.path(),
+        &format!("0.0.0.0:{}", free_port()),
+        &[("MLOPS_HTTP_TOKENS", "short")],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("16 characters"), "{err}");
+    assert!(!err.contains("short"), "the token leaked: {err}");
+}
+
+fn issue_body(model: &str, threshold: f64, max_retry: u32) -> String {
+    format!(
+        "Please train.\n\n```yaml\ndataset: datasets/c.csv\ntarget_column: label\ntask_type: classification\nalgorithm: random_forest\nhyperparameters: {{n_estimators: 20}}\nmetric: accuracy\nthreshold: {threshold}\nmax_retry: {max_retry}\nnotify:\n  - github\nmodel_name: {model}\nseed: 3\n```\n"
+    )
+}
+
+/// A GitHub `issues` `labeled` payload for issue `number`.
+fn labeled(number: u64, title: &str, body: &str) -> Value {
+    json!({
+        "action": "labeled",
+        "label": {"name": "mlops:train"},
+        "issue": {
+            "number": number, "title": title, "body": body, "state": "open",
+            "labels": [{"name": "mlops:train"}], "user": {"login": "alice"}
+        },
+        "repository": {"full_name": "acme/models"},
+        "sender": {"login": "alice"}
+    })
+}
+
+fn comment(number: u64, text: &str) -> Value {
+    json!({
+        "action": "created",
+        "issue": {"number": number, "title": "t", "state": "open"},
+        "comment": {
+            "id": 7, "body": text, "author_association": "OWNER",
+            "user": {"login": "alice", "type": "User"}
+        },
+        "repository": {"full_name": "acme/models"},
+        "sender": {"login": "alice"}
+    })
+}
+
+/// Files an issue labelled for training over MCP; returns its number.
+async fn file_issue(client: &RunningService<RoleClient, ()>, title: &str, body: &str) -> u64 {
+    let issue = call(
+        client,
+        "create_issue",
+        json!({"title": title, "body": body, "labels": ["mlops:train"]}),
+    )
+    .await;
+    issue["issue"]["number"].as_u64().unwrap()
+}
+
+/// Polls the issue's newest execution until `done` says so; returns its status report.
+async fn wait_execution(
+    client: &RunningService<RoleClient, ()>,
+    issue: u64,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let list = call(client, "list_workflows", json!({"issue_number": issue})).await;
+        if let Some(id) = list["executions"][0]["id"].as_str() {
+            let report = call(client, "get_workflow_status", json!({"execution_id": id})).await;
+            if done(&report) {
+                return report;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "issue #{issue}: not done after {secs} s: {report}"
+            );
+        } else {
+            assert!(
+                Instant::now() < deadline,
+                "issue #{issue}: no execution after {secs} s"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn states(report: &Value) -> Vec<String> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn github_webhook_starts_and_approves_workflows() {
+    let s = HttpServer::start(&[("GITHUB_WEBHOOK_SECRET", SECRET)]).await;
+    s.generate(800, "datasets/c.csv");
+    // Without MLOPS_HTTP_TOKENS on a loopback address, /mcp needs no token.
+    let client = s.client(None).await;
+
+    // A labelled issue whose run passes.
+    let body = issue_body("hook-pass", 0.6, 1);
+    let n = file_issue(&client, "Train hook-pass", &body).await;
+    let payload = labeled(n, "Train hook-pass", &body);
+    let (status, reply) = s.deliver("issues", "d-1", &payload, "wrong-secret").await;
+    assert_eq!(status, 401, "{reply}");
+    let (status, reply) = s.deliver("issues", "d-1", &payload, SECRET).await;
+    assert_eq!(status, 202, "{reply}");
+    let (status, reply) = s.deliver("issues", "d-1", &payload, SECRET).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("duplicate")));
+    let done = wait_execution(&client, n, 180, |r| r["status"] != "running").await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(states(&done).contains(&"RegisterModel".to_string()));
+    let runs = call(&client, "list_workflows", json!({"issue_number": n})).await;
+    assert_eq!(runs["total"], 1, "one delivery, one run: {runs}");
+
+    // A run that misses its threshold waits for an operator; `/approve` in a comment answers it.
+    let body = issue_body("hook-wait", 0.999, 1);
+    let m = file_issue(&client, "Train hook-wait", &body).await;
+    let (status, _) = s
+        .deliver(
+            "issues",
+            "d-2",
+            &labeled(m, "Train hook-wait", &body),
+            SECRET,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let waiting = wait_execution(&client, m, 180, |r| r["status"] != "running").await;
+    assert_eq!(waiting["status"], "waiting", "{waiting}");
+    let (status, reply) = s
+        .deliver(
+            "issue_comment",
+            "d-3",
+            &comment(m, "/approve try again"),
+            SECRET,
+        )
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    // Approved: it retries (IncrementRetry → PrepareData), misses again and, out of retries, fails.
+    let done = wait_execution(&client, m, 180, |r| {
+        r["status"] != "running" && r["status"] != "waiting"
+    })
+    .await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let states = states(&done);
+    assert!(states.contains(&"IncrementRetry".to_string()), "{states:?}");
+    assert_eq!(
+        states.iter().filter(|s| *s == "TrainModel").count(),
+        2,
+        "{states:?}"
+    );
+
+    // A command from someone who may not give it is ignored.
+    let mut untrusted = comment(m, "/approve");
+    untrusted["comment"]["author_association"] = json!("NONE");
+    let (status, reply) = s.deliver("issue_comment", "d-4", &untrusted, SECRET).await;
+    assert_eq!((status, reply["status"].as_str()), (200, Some("ignored")));
+    client.cancel().await.unwrap();
+}
