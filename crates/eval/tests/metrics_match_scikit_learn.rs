@@ -96,3 +96,37 @@ fn regression_metrics_match_scikit_learn() {
         close(name, ours, &c[name]);
     }
 }
+
+#[test]
+fn clustering_scores_match_scikit_learn() {
+    let f = fixture();
+    let c = &f["clustering"];
+    let rows: Vec<Vec<f64>> = c["x"].as_array().unwrap().iter().map(floats).collect();
+    let cols = rows[0].len();
+    let data: Vec<f64> = (0..cols)
+        .flat_map(|j| rows.iter().map(move |r| r[j]))
+        .collect();
+    let x = mlops_train::Matrix {
+        rows: rows.len(),
+        cols,
+        data,
+    };
+    let labels: Vec<i64> = c["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let s = mlops_train::cluster::cluster_scores(&x, &labels, 0);
+    close("silhouette", s.silhouette.unwrap(), &c["silhouette"]);
+    close(
+        "davies_bouldin",
+        s.davies_bouldin.unwrap(),
+        &c["davies_bouldin"],
+    );
+    close(
+        "calinski_harabasz",
+        s.calinski_harabasz.unwrap(),
+        &c["calinski_harabasz"],
+    );
+}
