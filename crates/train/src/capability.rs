@@ -18,7 +18,7 @@ use crate::matrix::Matrix;
 use crate::model::TrainedModel;
 use crate::params::{
     DbscanParams, KMeansParams, LinearParams, LogisticParams, PcaParams, RandomForestParams,
-    SupervisedHyperparameters, TsneParams, UnsupervisedHyperparameters, XgboostParams, decode,
+    TsneParams, XgboostParams, decode,
 };
 use crate::runner::{
     HISTORY_BLOB, JobOptions, check_job_name, manifest, run_blocking, save_model, start_job,
@@ -221,9 +221,14 @@ pub struct TrainInput<A> {
     /// A held-out table (raw or processed) to report validation accuracy (or R²) on; gradient
     /// boosting also scores it after every round.
     pub validation_data_uri: Option<String>,
-    /// The chosen algorithm's settings; unknown names are errors.
+    /// Settings of the chosen algorithm, all optional (defaults shown); unknown names are errors.
+    /// random_forest: n_estimators=100, max_depth (unlimited), min_samples_split=2,
+    /// min_samples_leaf=1, max_features=sqrt|log2|all|fraction (sqrt for classification, all for
+    /// regression), bootstrap=true, max_bins=256. xgboost: n_estimators=100, learning_rate=0.3,
+    /// max_depth=6, min_child_weight=1, reg_lambda=1, reg_alpha=0, gamma=0, subsample=1,
+    /// colsample_bytree=1, max_bin=256. logistic_regression: alpha=0.0001 (L2 strength).
+    /// linear: penalty=none|ridge|lasso, alpha=1, max_iter=1000.
     #[serde(default)]
-    #[schemars(with = "SupervisedHyperparameters")]
     pub hyperparameters: Map<String, Value>,
     /// Unique job name (letters, digits, `-`, `_`, `.`); it names the model folder. Generated when absent.
     pub training_job_name: Option<String>,
@@ -270,9 +275,11 @@ pub struct UnsupervisedInput<A> {
     pub data_uri: String,
     /// A `pipeline.json` to apply, when it is not beside the data.
     pub pipeline_uri: Option<String>,
-    /// The chosen algorithm's settings; unknown names are errors.
+    /// Settings of the chosen algorithm, all optional (defaults shown); unknown names are errors.
+    /// kmeans: n_clusters (8), or k_min and k_max to pick k by the best silhouette, n_init=3,
+    /// max_iter=300, tol=1e-8. dbscan: eps=0.5, min_samples=5. pca: n_components=2.
+    /// tsne: n_components=2 (or 3), perplexity=30, max_iter=1000, angle=0.5.
     #[serde(default)]
-    #[schemars(with = "UnsupervisedHyperparameters")]
     pub hyperparameters: Map<String, Value>,
     /// Unique job name (letters, digits, `-`, `_`, `.`); it names the model folder. Generated when absent.
     pub training_job_name: Option<String>,

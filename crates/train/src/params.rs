@@ -1,11 +1,11 @@
 //! Hyperparameters of every algorithm: typed, with the reference libraries' names and defaults,
 //! checked for range before any work starts.
 //!
-//! Tools take `hyperparameters` as one JSON object whose schema lists every algorithm's settings;
-//! it is decoded strictly for the chosen algorithm, so a misspelt or foreign setting is an error
-//! that names the algorithm and the accepted names.
+//! Tools take `hyperparameters` as one JSON object (its description lists every algorithm's
+//! settings: a full schema per algorithm tripled the size of `tools/list`); it is decoded strictly
+//! for the chosen algorithm, so a misspelt or foreign setting is an error that names the
+//! algorithm and the accepted names.
 
-use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -48,14 +48,14 @@ fn float_in(name: &str, v: f64, lo: f64, hi: f64, lo_open: bool) -> Result<f64, 
 }
 
 /// How many features a split considers: `sqrt`, `log2`, `all`, or a fraction in (0, 1].
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(untagged)]
 pub enum MaxFeaturesInput {
     Named(NamedMaxFeatures),
     Fraction(f64),
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NamedMaxFeatures {
     Sqrt,
@@ -64,7 +64,7 @@ pub enum NamedMaxFeatures {
 }
 
 /// random_forest (scikit-learn's names and defaults).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomForestParams {
     /// Number of trees (1 to 5000).
@@ -140,7 +140,7 @@ impl RandomForestParams {
 }
 
 /// xgboost: gradient-boosted trees (XGBoost's names and defaults).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XgboostParams {
     /// Boosting rounds (1 to 10000).
@@ -218,7 +218,7 @@ impl XgboostParams {
 }
 
 /// logistic_regression.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogisticParams {
     /// L2 penalty strength (0 for none); a little keeps separable data finite.
@@ -238,7 +238,7 @@ impl LogisticParams {
 }
 
 /// linear: least squares, optionally ridge (L2) or lasso (L1).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LinearParams {
     /// `none` (ordinary least squares), `ridge` or `lasso`.
@@ -249,7 +249,7 @@ pub struct LinearParams {
     pub max_iter: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PenaltyInput {
     #[default]
@@ -289,7 +289,7 @@ impl LinearParams {
 }
 
 /// kmeans: give `n_clusters`, or `k_min`..`k_max` to choose k by the best silhouette.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KMeansParams {
     pub n_clusters: Option<i64>,
@@ -371,7 +371,7 @@ pub struct KMeansSettings {
 }
 
 /// dbscan.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DbscanParams {
     /// Neighbourhood radius (Euclidean, on the preprocessed features).
@@ -399,7 +399,7 @@ impl DbscanParams {
 }
 
 /// pca.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PcaParams {
     /// Components to keep (1 to the feature count).
@@ -413,7 +413,7 @@ impl Default for PcaParams {
 }
 
 /// tsne.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TsneParams {
     /// 2 or 3.
@@ -447,26 +447,4 @@ impl TsneParams {
             seed,
         })
     }
-}
-
-/// The settings of the chosen algorithm; each algorithm accepts only its own (all optional).
-#[derive(JsonSchema)]
-#[allow(dead_code)] // Exists for its schema only; the values are decoded per algorithm.
-#[schemars(untagged)]
-pub enum SupervisedHyperparameters {
-    RandomForest(RandomForestParams),
-    Xgboost(XgboostParams),
-    LogisticRegression(LogisticParams),
-    Linear(LinearParams),
-}
-
-/// The settings of the chosen algorithm; each algorithm accepts only its own (all optional).
-#[derive(JsonSchema)]
-#[allow(dead_code)] // Exists for its schema only; the values are decoded per algorithm.
-#[schemars(untagged)]
-pub enum UnsupervisedHyperparameters {
-    KMeans(KMeansParams),
-    Dbscan(DbscanParams),
-    Pca(PcaParams),
-    Tsne(TsneParams),
 }
