@@ -510,3 +510,23 @@ async fn github_webhook_starts_and_approves_workflows() {
     assert_eq!((status, reply["status"].as_str()), (200, Some("ignored")));
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn readyz_reports_an_unreachable_artifact_store() {
+    // An S3 endpoint nobody listens on: the process is alive, not ready.
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let s = HttpServer::start(&[
+        ("MLOPS_S3_BUCKET", "mlops-readyz"),
+        ("AWS_ENDPOINT_URL", &endpoint),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ])
+    .await;
+    let r = s.http.get(s.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert_eq!(body["checks"]["database"], "ok", "{body}");
+    assert_ne!(body["checks"]["artifact_store"], "ok", "{body}");
+}

@@ -1,0 +1,38 @@
+//! Every tool's name, description, annotations and input schema, as `tools/list` sends them,
+//! against the committed snapshot `tests/snapshots/tools.json`: a schema change fails here until
+//! the snapshot is updated (`UPDATE_SNAPSHOTS=1 cargo test -p mlops-mcp --test tool_schemas`), so
+//! it is reviewed with the change.
+
+mod common;
+
+use common::Server;
+
+const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/tools.json");
+
+#[tokio::test]
+async fn tool_schemas_match_the_snapshot() {
+    let s = Server::start().await;
+    let tools = s.client.list_all_tools().await.unwrap();
+    let current = serde_json::to_string_pretty(&tools).unwrap() + "\n";
+    if std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        std::fs::create_dir_all(std::path::Path::new(SNAPSHOT).parent().unwrap()).unwrap();
+        std::fs::write(SNAPSHOT, &current).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(SNAPSHOT).unwrap_or_default();
+    if committed != current {
+        let before: Vec<serde_json::Value> = serde_json::from_str(&committed).unwrap_or_default();
+        let changed: Vec<String> = tools
+            .iter()
+            .filter(|t| {
+                let now = serde_json::to_value(t).unwrap();
+                !before.contains(&now)
+            })
+            .map(|t| t.name.to_string())
+            .collect();
+        panic!(
+            "tool schemas changed ({} tools differ: {changed:?}); review, then run UPDATE_SNAPSHOTS=1 cargo test -p mlops-mcp --test tool_schemas and commit tests/snapshots/tools.json",
+            changed.len()
+        );
+    }
+}
