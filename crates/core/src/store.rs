@@ -395,6 +395,37 @@ impl ArtifactStore {
         }
     }
 
+    /// Keys (relative to the root, sorted) of the artifacts under the folder `prefix`, at most
+    /// `limit` of them.
+    pub async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        use futures::TryStreamExt;
+        // A key inside the folder resolves the folder with the usual escape checks.
+        let folder = self.key(&format!("{}/.list", prefix.trim_end_matches('/')))?;
+        let dir: ObjectPath = folder
+            .path
+            .as_ref()
+            .rsplit_once('/')
+            .map(|(d, _)| ObjectPath::from(d))
+            .unwrap_or_default();
+        let root_prefix = match &self.inner.root {
+            Root::S3 { prefix, .. } if !prefix.is_empty() => format!("{prefix}/"),
+            _ => String::new(),
+        };
+        let mut keys: Vec<String> = folder
+            .store
+            .list(Some(&dir))
+            .map_ok(|meta| {
+                let key = meta.location.to_string();
+                key.strip_prefix(&root_prefix).unwrap_or(&key).to_string()
+            })
+            .try_collect()
+            .await
+            .map_err(|e| map_error(&folder, e))?;
+        keys.sort();
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
     /// Deletes an artifact; a missing one is not an error.
     pub async fn delete(&self, r: &ArtifactRef) -> Result<(), StoreError> {
         match r.store.delete(&r.path).await {
@@ -481,6 +512,28 @@ mod tests {
         let store =
             ArtifactStore::open(dir.path().to_str().unwrap(), &[], "us-east-1", None).unwrap();
         (dir, store)
+    }
+
+    #[tokio::test]
+    async fn list_returns_the_keys_under_a_folder() {
+        let (_d, store) = local();
+        for key in [
+            "models/a/manifest.json",
+            "models/b/manifest.json",
+            "datasets/x.csv",
+        ] {
+            store
+                .put(&store.key(key).unwrap(), Bytes::from_static(b"{}"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store.list("models", 10).await.unwrap(),
+            ["models/a/manifest.json", "models/b/manifest.json"]
+        );
+        assert_eq!(store.list("models/", 1).await.unwrap().len(), 1);
+        assert!(store.list("nothing-here", 10).await.unwrap().is_empty());
+        assert!(store.list("../outside", 10).await.is_err());
     }
 
     #[tokio::test]

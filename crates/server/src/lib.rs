@@ -8,3 +8,4 @@ pub mod demo;
 pub mod http;
 pub mod mcp;
 pub mod run_issue;
+pub mod surface;

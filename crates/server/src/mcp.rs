@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use base64::Engine;
 
+use mlops_core::ArtifactStore;
 use mlops_core::{ToolContext, ToolError, ToolOutput, ToolRouter};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, Implementation, InitializeResult, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
     ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
@@ -24,6 +27,8 @@ const INSTRUCTIONS: &str = "MLOps pipeline tools. A typical run: load_dataset (l
 pub struct McpServer {
     router: ToolRouter,
     tools: Arc<Vec<Tool>>,
+    /// Where resources are read from; without it the server offers no resources.
+    store: Option<ArtifactStore>,
 }
 
 impl McpServer {
@@ -36,7 +41,21 @@ impl McpServer {
         Self {
             router,
             tools: Arc::new(tools),
+            store: None,
         }
+    }
+
+    /// Offers the artifact store's model cards, evaluation reports, plots and per-row results as
+    /// MCP resources (see [`crate::surface`]).
+    pub fn with_resources(mut self, store: ArtifactStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    fn resource_store(&self) -> Result<&ArtifactStore, ErrorData> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| ErrorData::resource_not_found("this server offers no resources", None))
     }
 }
 
@@ -83,7 +102,15 @@ pub fn to_error_result(e: &ToolError) -> CallToolResult {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts();
+        let capabilities = if self.store.is_some() {
+            capabilities.enable_resources().build()
+        } else {
+            capabilities.build()
+        };
+        InitializeResult::new(capabilities)
             .with_server_info(Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
     }
@@ -94,6 +121,54 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(crate::surface::prompts()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        crate::surface::prompt(&request.name, request.arguments.as_ref()).map(Into::into)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.resource_store()?;
+        Ok(ListResourceTemplatesResult::with_all_items(
+            crate::surface::templates(),
+        ))
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let cursor = request.and_then(|r| r.cursor);
+        let (items, next) = crate::surface::list(self.resource_store()?, cursor.as_deref()).await?;
+        let mut page = ListResourcesResult::with_all_items(items);
+        page.next_cursor = next;
+        Ok(page)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let contents = crate::surface::read(self.resource_store()?, &request.uri).await?;
+        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
     async fn call_tool(
