@@ -29,6 +29,10 @@ pub struct Config {
     /// Publish each tool's output schema in `tools/list`. Off by default: the schemas double the
     /// list's size (and a model's context) while clients read the structured content either way.
     pub tool_output_schemas: bool,
+    /// Capabilities whose tools clients see (`MLOPS_TOOLSETS`, comma-separated); all when absent.
+    pub toolsets: Option<Vec<String>>,
+    /// Offer only tools that change nothing (`MLOPS_READ_ONLY`).
+    pub read_only: bool,
     /// Largest table file a tool reads into memory (`MLOPS_MAX_TABLE_BYTES`; default: half the
     /// machine's memory), so an oversized file is a clear error rather than an out-of-memory kill.
     pub max_table_bytes: u64,
@@ -101,6 +105,13 @@ impl Config {
             },
             tool_output_schemas: matches!(
                 get("MLOPS_TOOL_OUTPUT_SCHEMAS").as_deref(),
+                Some("1" | "true" | "yes")
+            ),
+            toolsets: get("MLOPS_TOOLSETS")
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
+            read_only: matches!(
+                get("MLOPS_READ_ONLY").as_deref(),
                 Some("1" | "true" | "yes")
             ),
         })

@@ -254,10 +254,22 @@ pub struct DuplicateTool {
     pub second: &'static str,
 }
 
+#[derive(Clone)]
 struct Entry {
     capability: &'static str,
     tool: ToolDef,
 }
+
+/// Short names accepted for the capabilities in a toolset list.
+const TOOLSET_ALIASES: &[(&str, &str)] = &[
+    ("data", "data_preparation"),
+    ("train", "ml_training"),
+    ("eval", "ml_evaluation"),
+    ("registry", "model_registry"),
+    ("notify", "notification"),
+    ("github", "github_integration"),
+    ("workflow", "workflow"),
+];
 
 /// Maps each tool name to its capability and calls it. Built once; cheap to share.
 #[derive(Clone)]
@@ -292,6 +304,64 @@ impl ToolRouter {
                 );
             }
         }
+        Ok(Self {
+            tools: Arc::new(tools),
+            order: Arc::new(order),
+        })
+    }
+
+    /// The tools clients may see: only the capabilities in `toolsets` (names or their short forms
+    /// data, train, eval, registry, notify, github, workflow), and only read-only tools when
+    /// `read_only`. The server keeps the full router for its own use (the workflow).
+    pub fn restricted(&self, toolsets: Option<&[String]>, read_only: bool) -> Result<Self, String> {
+        let known: Vec<&str> = {
+            let mut k: Vec<&str> = self.tools.values().map(|e| e.capability).collect();
+            k.sort_unstable();
+            k.dedup();
+            k
+        };
+        let wanted: Option<Vec<&str>> = match toolsets {
+            None => None,
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|n| {
+                        let n = n.trim();
+                        let full = TOOLSET_ALIASES
+                            .iter()
+                            .find(|(short, _)| *short == n)
+                            .map_or(n, |(_, full)| *full);
+                        known.iter().copied().find(|k| *k == full).ok_or_else(|| {
+                            format!(
+                                "unknown toolset `{n}`; toolsets are {} (or {})",
+                                known.join(", "),
+                                TOOLSET_ALIASES
+                                    .iter()
+                                    .map(|(s, _)| *s)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        let keep = |e: &Entry| {
+            wanted.as_ref().is_none_or(|w| w.contains(&e.capability))
+                && (!read_only || e.tool.spec.annotations.read_only)
+        };
+        let tools: BTreeMap<&'static str, Entry> = self
+            .tools
+            .iter()
+            .filter(|(_, e)| keep(e))
+            .map(|(n, e)| (*n, e.clone()))
+            .collect();
+        let order = self
+            .order
+            .iter()
+            .copied()
+            .filter(|n| tools.contains_key(n))
+            .collect();
         Ok(Self {
             tools: Arc::new(tools),
             order: Arc::new(order),

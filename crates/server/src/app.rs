@@ -16,7 +16,10 @@ use mlops_workflow::{EngineConfig, WorkflowCapability, WorkflowEngine, WorkflowS
 pub struct App {
     pub config: Config,
     pub store: ArtifactStore,
+    /// Every tool: the workflow and the CLI call through it.
     pub router: ToolRouter,
+    /// The tools MCP clients see (toolsets, read-only mode).
+    pub exposed: ToolRouter,
     /// Sends notifications through the outbox; a server starts its delivery worker.
     pub notifier: Arc<Notifier>,
     /// GitHub when a token and repository are configured, else the local history repository.
@@ -74,10 +77,15 @@ impl App {
         let router = ToolRouter::new(&capabilities)?;
         // The engine calls every other tool through the same router as clients do.
         workflows.attach(router.clone());
+        let exposed = router
+            .restricted(config.toolsets.as_deref(), config.read_only)
+            .map_err(anyhow::Error::msg)
+            .context("MLOPS_TOOLSETS")?;
         Ok(Self {
             config,
             store,
             router,
+            exposed,
             notifier,
             repository,
             github,

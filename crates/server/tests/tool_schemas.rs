@@ -36,3 +36,54 @@ async fn tool_schemas_match_the_snapshot() {
         );
     }
 }
+
+#[tokio::test]
+async fn toolsets_and_read_only_mode_narrow_the_list() {
+    let home = tempfile::tempdir().unwrap();
+    let all = Server::connect(home.path())
+        .await
+        .list_all_tools()
+        .await
+        .unwrap();
+    let data = Server::connect_with(home.path(), &[("MLOPS_TOOLSETS", "data, registry")])
+        .await
+        .list_all_tools()
+        .await
+        .unwrap();
+    assert!(data.len() < all.len());
+    assert!(data.iter().any(|t| t.name == "load_dataset"));
+    assert!(data.iter().any(|t| t.name == "register_model"));
+    assert!(!data.iter().any(|t| t.name == "train_supervised_classifier"));
+    let read_only = Server::connect_with(home.path(), &[("MLOPS_READ_ONLY", "1")])
+        .await
+        .list_all_tools()
+        .await
+        .unwrap();
+    assert!(!read_only.is_empty());
+    assert!(read_only.iter().all(|t| {
+        t.annotations
+            .as_ref()
+            .and_then(|a| a.read_only_hint)
+            .unwrap_or(false)
+    }));
+    assert!(!read_only.iter().any(|t| t.name == "register_model"));
+    let size = |tools: &Vec<rmcp::model::Tool>| serde_json::to_string(tools).unwrap().len();
+    eprintln!(
+        "tools/list: all {} tools {} bytes; data+registry {} tools {} bytes; read-only {} tools {} bytes",
+        all.len(),
+        size(&all),
+        data.len(),
+        size(&data),
+        read_only.len(),
+        size(&read_only)
+    );
+    let refused = std::process::Command::new(common::BIN)
+        .arg("serve")
+        .env("MLOPS_HOME", home.path())
+        .env("MLOPS_TOOLSETS", "data,magic")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown toolset `magic`"));
+}
