@@ -654,7 +654,7 @@ async fn training_metrics(
         .await
         .map_err(|e| TrainError::Failed(format!("could not read the job record: {e}")))?;
     if let Some(snapshot) = recorded {
-        return Ok(JobReport(snapshot));
+        return Ok(JobReport(snapshot.bounded()));
     }
     let artifact = match ModelArtifact::load(store, &ModelArtifact::folder_key(name)).await {
         Ok(found) => found,
@@ -672,20 +672,24 @@ async fn training_metrics(
         .unwrap_or_default();
     let uri = artifact.uri.clone().unwrap_or_default();
     let manifest = artifact.manifest;
-    Ok(JobReport(JobSnapshot {
-        training_job_name: name.into(),
-        algorithm: manifest.algorithm,
-        status: JobStatus::Completed,
-        progress: 1.0,
-        message: None,
-        started_at: manifest.created_at.clone(),
-        finished_at: Some(manifest.created_at),
-        duration_ms: None,
-        metrics: manifest.metrics,
-        metrics_history: history,
-        model_uri: Some(uri.trim_end_matches("/manifest.json").to_string()),
-        error: None,
-    }))
+    Ok(JobReport(
+        JobSnapshot {
+            training_job_name: name.into(),
+            algorithm: manifest.algorithm,
+            status: JobStatus::Completed,
+            progress: 1.0,
+            message: None,
+            started_at: manifest.created_at.clone(),
+            finished_at: Some(manifest.created_at),
+            duration_ms: None,
+            metrics: manifest.metrics,
+            metrics_history: history,
+            metrics_history_total: 0,
+            model_uri: Some(uri.trim_end_matches("/manifest.json").to_string()),
+            error: None,
+        }
+        .bounded(),
+    ))
 }
 
 /// A model's card, as `load_model` and `save_model` report it.

@@ -30,6 +30,44 @@ pub struct MetricPoint {
     pub value: f64,
 }
 
+/// Most history points per metric a report carries (a 5000-tree forest records 5000).
+pub const HISTORY_POINTS: usize = 100;
+
+impl JobSnapshot {
+    /// Thins the history to at most [`HISTORY_POINTS`] per metric, keeping each metric's first
+    /// and last points, and records the full count.
+    pub fn bounded(mut self) -> Self {
+        let total = self.metrics_history.len().max(self.metrics_history_total);
+        let mut by_metric: Vec<(String, Vec<MetricPoint>)> = Vec::new();
+        for p in self.metrics_history.drain(..) {
+            match by_metric.iter_mut().find(|(m, _)| *m == p.metric) {
+                Some((_, v)) => v.push(p),
+                None => by_metric.push((p.metric.clone(), vec![p])),
+            }
+        }
+        for (_, points) in by_metric {
+            let n = points.len();
+            if n <= HISTORY_POINTS {
+                self.metrics_history.extend(points);
+                continue;
+            }
+            let step = (n - 1) as f64 / (HISTORY_POINTS - 1) as f64;
+            let keep: std::collections::BTreeSet<usize> = (0..HISTORY_POINTS)
+                .map(|i| ((i as f64 * step).round() as usize).min(n - 1))
+                .collect();
+            self.metrics_history.extend(
+                points
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| keep.contains(i))
+                    .map(|(_, p)| p),
+            );
+        }
+        self.metrics_history_total = total;
+        self
+    }
+}
+
 /// A job as reported to clients.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct JobSnapshot {
@@ -43,7 +81,11 @@ pub struct JobSnapshot {
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub metrics: serde_json::Value,
+    /// At most [`HISTORY_POINTS`] points per metric, evenly spaced and always with the last one;
+    /// `metrics_history_total` says how many were recorded.
     pub metrics_history: Vec<MetricPoint>,
+    #[serde(default)]
+    pub metrics_history_total: usize,
     pub model_uri: Option<String>,
     pub error: Option<String>,
 }
@@ -56,8 +98,14 @@ pub struct Job {
 }
 
 impl Job {
+    /// Every history point recorded (saved beside the model).
+    pub fn full_history(&self) -> Vec<MetricPoint> {
+        self.lock().metrics_history.clone()
+    }
+
+    /// The job as reported: its history thinned to [`HISTORY_POINTS`] per metric.
     pub fn snapshot(&self) -> JobSnapshot {
-        self.lock().clone()
+        self.lock().clone().bounded()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, JobSnapshot> {
@@ -166,6 +214,7 @@ impl JobManager {
                 duration_ms: None,
                 metrics: serde_json::Value::Null,
                 metrics_history: Vec::new(),
+                metrics_history_total: 0,
                 model_uri: None,
                 error: None,
             }),
@@ -241,5 +290,30 @@ impl JobRecords {
             );
         }
         Ok(Some(snapshot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_histories_are_thinned_keeping_the_ends() {
+        let job = JobManager::new().start("j", "random_forest").unwrap();
+        for step in 1..=5000 {
+            job.push_metric(step, "oob_accuracy", step as f64);
+        }
+        job.push_metric(1, "other", 1.0);
+        let s = job.snapshot();
+        assert_eq!(s.metrics_history_total, 5001);
+        let oob: Vec<usize> = s
+            .metrics_history
+            .iter()
+            .filter(|p| p.metric == "oob_accuracy")
+            .map(|p| p.step)
+            .collect();
+        assert_eq!(oob.len(), HISTORY_POINTS);
+        assert_eq!((oob[0], *oob.last().unwrap()), (1, 5000));
+        assert_eq!(job.full_history().len(), 5001);
     }
 }

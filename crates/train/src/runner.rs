@@ -257,7 +257,7 @@ pub async fn save_model(
     model: &TrainedModel,
     manifest: ModelManifest,
 ) -> Result<String, TrainError> {
-    let history: Vec<MetricPoint> = job.snapshot().metrics_history;
+    let history: Vec<MetricPoint> = job.full_history();
     let history = serde_json::to_vec(&history)
         .map_err(|e| TrainError::Failed(format!("could not encode the metrics history: {e}")))?;
     let mut artifact = model.to_artifact(
