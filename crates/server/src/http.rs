@@ -36,6 +36,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use futures::StreamExt;
 use mlops_core::{ArtifactStore, ToolContext, ToolRouter};
 use mlops_github::{ApprovalCommand, WebhookConfig, WebhookEvent, WebhookState, webhook_router};
@@ -61,6 +62,10 @@ pub const MIN_TOKEN_LEN: usize = 16;
 const WEBHOOK_QUEUE: usize = 256;
 /// How long each readiness check may take.
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// An oversized body up to this size is read and dropped before the 413 is sent.
+const DRAIN_MAX_BYTES: u64 = 32 * 1024 * 1024;
+/// How long reading an oversized body may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the grace period, how long sessions get to close before the server gives up on them.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -291,11 +296,11 @@ fn origin_allowed(guard: &Guard, headers: &HeaderMap) -> bool {
     if guard.allowed_origins.is_empty() {
         is_loopback_origin(&origin)
     } else {
-        guard.allowed_origins.iter().any(|o| *o == origin)
+        guard.allowed_origins.contains(&origin)
     }
 }
 
-/// Whether `headers` carry one of the tokens; every token is compared, in constant time.
+/// Whether `given` is one of the tokens; every token is compared, in constant time.
 fn token_valid(tokens: &[Vec<u8>], given: &[u8]) -> bool {
     tokens
         .iter()
@@ -340,7 +345,16 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, request: Request, next: Next
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > guard.max_body_bytes as u64) {
+    if let Some(n) = declared.filter(|n| *n > guard.max_body_bytes as u64) {
+        // Read and drop a moderately oversized body first (as nginx's lingering close does): a
+        // client still writing it when the connection closes would see a reset, not the 413.
+        if n <= DRAIN_MAX_BYTES {
+            let mut body = request.into_body().into_data_stream();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+                while let Some(Ok(_)) = body.next().await {}
+            })
+            .await;
+        }
         return json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!(
@@ -353,8 +367,13 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, request: Request, next: Next
     if request.method() == Method::GET {
         return next.run(request).await;
     }
+    let delete = request.method() == Method::DELETE;
     let in_flight = guard.in_flight.enter();
     let response = next.run(request).await;
+    if delete && response.status() == StatusCode::ACCEPTED {
+        // rmcp answers a closed session with 202; clients (the Python SDK) expect 200 or 204.
+        return StatusCode::NO_CONTENT.into_response();
+    }
     // A tool call's answer may be a stream: the request is in flight until its body ends.
     let (parts, body) = response.into_parts();
     let body = body.into_data_stream().map(move |chunk| {
@@ -370,18 +389,16 @@ async fn healthz() -> &'static str {
 
 #[derive(Clone)]
 struct Ready {
-    router: ToolRouter,
+    workflows: Arc<WorkflowEngine>,
     store: ArtifactStore,
 }
 
 async fn readyz(State(ready): State<Ready>) -> Response {
+    // A query on the workflow tables: the database answers and its schema is there. Not a tool
+    // call, so a load balancer's probes do not fill the logs.
     let database = tokio::time::timeout(
         READY_TIMEOUT,
-        ready.router.call(
-            "list_workflows",
-            json!({"limit": 1}),
-            ToolContext::default(),
-        ),
+        ready.workflows.store().list(None, None, 1, 0),
     )
     .await;
     let database = match database {
@@ -421,7 +438,9 @@ fn routes(
     mcp_ct: CancellationToken,
     in_flight: Arc<InFlight>,
 ) -> anyhow::Result<(Router, Option<mpsc::Receiver<WebhookEvent>>)> {
-    let server = McpServer::new(app.router.clone(), app.config.tool_output_schemas);
+    // The same face as stdio: the exposed toolsets, and artifacts as resources.
+    let server = McpServer::new(app.exposed.clone(), app.config.tool_output_schemas)
+        .with_resources(app.store.clone());
     let mcp: StreamableHttpService<McpServer, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(server.clone()),
         Default::default(),
@@ -441,7 +460,7 @@ fn routes(
         .nest_service(MCP_PATH, mcp)
         .layer(middleware::from_fn_with_state(guard, guard_mcp));
     let ready = Ready {
-        router: app.router.clone(),
+        workflows: app.workflows.clone(),
         store: app.store.clone(),
     };
     let mut router = Router::new()
@@ -489,13 +508,19 @@ pub async fn serve(
     });
     tracing::info!(
         %addr,
-        tools = app.router.list().count(),
+        tools = app.exposed.list().count(),
         root = app.store.root_display(),
         authentication = if options.tokens.is_empty() { "none" } else { "bearer" },
         webhook = webhook_task.is_some(),
         "serving MCP over HTTP at http://{addr}{MCP_PATH}"
     );
     let stopping = CancellationToken::new();
+    // Without TCP_NODELAY an event stream's small writes wait on delayed ACKs (~40 ms each).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, router)
         .with_graceful_shutdown(stopping.clone().cancelled_owned())
         .into_future();

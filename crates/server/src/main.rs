@@ -150,7 +150,8 @@ async fn main() -> anyhow::Result<()> {
             let output_schemas = app.config.tool_output_schemas;
             let notify_worker = app.notifier.start_worker();
             let workflow_worker = app.workflows.start_worker();
-            let service = McpServer::new(app.router, output_schemas)
+            let service = McpServer::new(app.exposed.clone(), output_schemas)
+                .with_resources(app.store.clone())
                 .serve(rmcp::transport::stdio())
                 .await?;
             service.waiting().await?;

@@ -19,6 +19,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 const SECRET: &str = "webhook-secret-for-tests";
@@ -251,6 +252,17 @@ async fn health_guards_mcp_and_graceful_shutdown() {
     let big = vec![b' '; 5 * 1024 * 1024];
     let r = post(Some(TOKEN)).body(big).send().await.unwrap();
     assert_eq!(r.status(), 413);
+    // A huge declared length is refused before its body is sent.
+    let mut tcp = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 12];
+    tcp.read_exact(&mut answer).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&answer), "HTTP/1.1 413");
 
     // Raw JSON-RPC, as curl or any HTTP client would: initialize, then tools/list in the session.
     let r = post(Some(TOKEN))
@@ -296,6 +308,17 @@ async fn health_guards_mcp_and_graceful_shutdown() {
             .any(|t| t["name"] == "train_supervised_classifier")
     );
 
+    // Closing the session.
+    let r = s
+        .http
+        .delete(s.url("/mcp"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
     // rmcp's own streamable HTTP client: initialize, tools/list, tools/call.
     s.generate(500, "datasets/c.csv");
     let client = s.client(Some(TOKEN)).await;
@@ -319,12 +342,49 @@ async fn health_guards_mcp_and_graceful_shutdown() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no_such_tool"), "{err}");
-    client.cancel().await.unwrap();
 
-    // SIGTERM: the server stops and exits cleanly.
+    // SIGTERM during a tool call: no new connections, the call finishes, the process exits 0.
+    s.generate(20_000, "datasets/big.csv");
+    let started = Instant::now();
+    let training = tokio::spawn(async move {
+        let r = client
+            .call_tool(
+                CallToolRequestParams::new("train_supervised_classifier").with_arguments(
+                    json!({
+                        "algorithm": "random_forest",
+                        "train_data_uri": "datasets/big.csv",
+                        "target_column": "label",
+                        "training_job_name": "during-shutdown",
+                        "hyperparameters": {"n_estimators": 200}
+                    })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                ),
+            )
+            .await;
+        (r, started.elapsed(), client)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = started.elapsed();
     let pid = s.child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.http.get(s.url("/healthz")).send().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting connections 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (r, took, client) = training.await.unwrap();
+    let r = r.expect("the call in flight at SIGTERM is answered");
+    assert!(r.is_error != Some(true), "{:?}", r.content);
+    let job = r.structured_content.unwrap();
+    assert_eq!(job["status"], "completed", "{job}");
+    eprintln!("training took {took:?}; SIGTERM after {signalled:?}");
+    drop(client);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = s.child.try_wait().unwrap() {
