@@ -197,7 +197,14 @@ impl FittedPipeline {
                     drop(name, "constant: carries no information");
                     continue;
                 }
-                let median = quantile(&values, 0.5);
+                // Quantiles need a sorted copy: made only when a median or IQR is asked for.
+                let needs_quantiles = options.numeric_imputation == NumericImputation::Median
+                    || options.scaling == Scaling::Robust;
+                let [q1, median, q3] = if needs_quantiles {
+                    quantiles(&values, [0.25, 0.5, 0.75])
+                } else {
+                    [0.0; 3]
+                };
                 let fill = match options.numeric_imputation {
                     NumericImputation::Mean => mean,
                     NumericImputation::Median => median,
@@ -206,7 +213,7 @@ impl FittedPipeline {
                 let (center, scale) = match options.scaling {
                     Scaling::Standard => (mean, std),
                     Scaling::MinMax => (min, max - min),
-                    Scaling::Robust => (median, quantile(&values, 0.75) - quantile(&values, 0.25)),
+                    Scaling::Robust => (median, q3 - q1),
                     Scaling::None => (0.0, 1.0),
                 };
                 let scale = if scale > 0.0 && scale.is_finite() {
@@ -447,12 +454,15 @@ fn min_max(values: &[f64]) -> (f64, f64) {
 }
 
 /// Linear-interpolated quantile (as numpy's default).
-fn quantile(values: &[f64], q: f64) -> f64 {
+/// Linearly interpolated quantiles (numpy's default), from one sort.
+fn quantiles<const N: usize>(values: &[f64], qs: [f64; N]) -> [f64; N] {
     let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let pos = q * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+    v.sort_unstable_by(f64::total_cmp);
+    qs.map(|q| {
+        let pos = q * (v.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+    })
 }
 
 #[cfg(test)]

@@ -277,7 +277,7 @@ pub struct UnsupervisedInput<A> {
     pub pipeline_uri: Option<String>,
     /// Settings of the chosen algorithm, all optional (defaults shown); unknown names are errors.
     /// kmeans: n_clusters (8), or k_min and k_max to pick k by the best silhouette, n_init=3,
-    /// max_iter=300, tol=1e-8. dbscan: eps=0.5, min_samples=5. pca: n_components=2.
+    /// max_iter=300, tol=1e-4. dbscan: eps=0.5, min_samples=5. pca: n_components=2.
     /// tsne: n_components=2 (or 3), perplexity=30, max_iter=1000, angle=0.5.
     #[serde(default)]
     pub hyperparameters: Map<String, Value>,
@@ -454,6 +454,7 @@ async fn train_supervised<A: Send + 'static>(
                 else {
                     return Ok(None);
                 };
+                extra["fit_seconds"] = json!(started.elapsed().as_secs_f64());
                 let metric = if task == TaskType::Classification {
                     "accuracy"
                 } else {
@@ -463,7 +464,6 @@ async fn train_supervised<A: Send + 'static>(
                 if let Some((vx, vy)) = &validation {
                     extra[format!("validation_{metric}")] = json!(score(&model, vx, vy)?);
                 }
-                extra["fit_seconds"] = json!(started.elapsed().as_secs_f64());
                 Ok(Some((model, extra)))
             })
             .await?;
@@ -531,6 +531,7 @@ async fn train_clustering(
             };
             let seed = i.seed;
             let hyperparameters = algorithm.hyperparameters(seed);
+            let started = std::time::Instant::now();
             let fit = run_blocking(&job, &ctx, &i.options(), move |control| {
                 algorithm.fit(&x, seed, control)
             })
@@ -543,6 +544,11 @@ async fn train_clustering(
             )
             .await?;
             let mut metrics = serde_json::to_value(&fit.scores).unwrap_or(Value::Null);
+            metrics["fit_seconds"] = json!(started.elapsed().as_secs_f64());
+            if let TrainedModel::KMeans(m) = &fit.model {
+                metrics["inertia"] = json!(m.inertia);
+                metrics["n_iter"] = json!(m.iterations);
+            }
             metrics["train_rows"] = json!(fit.labels.len());
             metrics["clusters_uri"] = json!(clusters_uri);
             if fit.silhouette_by_k.len() > 1 {
@@ -610,10 +616,12 @@ async fn train_reduction(
         };
         let hyperparameters = algorithm.hyperparameters();
         let rows = x.rows;
+        let started = std::time::Instant::now();
         let (pca, embedding, k) = run_blocking(&job, &ctx, &i.options(), move |control| algorithm.fit(&x, control)).await?;
+        let fit_seconds = started.elapsed().as_secs_f64();
         let embedding_uri =
             write_rows(&store, &name, "embedding.csv", embedding_columns(&embedding, k)).await?;
-        let mut metrics = json!({ "train_rows": rows, "embedding_uri": embedding_uri, "n_components": k });
+        let mut metrics = json!({ "train_rows": rows, "embedding_uri": embedding_uri, "n_components": k, "fit_seconds": fit_seconds });
         let model = match pca {
             Some(pca) => {
                 metrics["explained_variance_ratio"] = json!(pca.explained_variance_ratio);

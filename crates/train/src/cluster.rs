@@ -64,9 +64,10 @@ impl KMeans {
             .collect()
     }
 
-    /// Fits `k` clusters `n_init` times from different seeds and keeps the lowest inertia.
-    /// `on_iteration(iteration, inertia)` is called after each Lloyd step of the first run;
-    /// `None` means the fit was cancelled.
+    /// Fits `k` clusters `n_init` times from different seeds and keeps the lowest inertia; also
+    /// returns each row's cluster. `tol` is relative to the data's mean feature variance, as in
+    /// scikit-learn. `on_iteration(iteration, inertia)` is called after each Lloyd step of the
+    /// first run; `None` means the fit was cancelled.
     #[allow(clippy::too_many_arguments)]
     pub fn fit(
         x: &Matrix,
@@ -77,59 +78,73 @@ impl KMeans {
         seed: u64,
         cancelled: &AtomicBool,
         on_iteration: &mut dyn FnMut(usize, f64),
-    ) -> Result<Option<Self>, TrainError> {
-        let mut best: Option<Self> = None;
-        for run in 0..n_init.max(1) {
-            let mut quiet = |_: usize, _: f64| {};
-            let report: &mut dyn FnMut(usize, f64) =
-                if run == 0 { on_iteration } else { &mut quiet };
-            let Some(model) = Self::fit_once(
-                x,
-                k,
-                max_iter,
-                tol,
-                seed.wrapping_add(run as u64),
-                cancelled,
-                report,
-            )?
-            else {
-                return Ok(None);
-            };
-            if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
-                best = Some(model);
-            }
-        }
-        Ok(best)
-    }
-
-    fn fit_once(
-        x: &Matrix,
-        k: usize,
-        max_iter: usize,
-        tol: f64,
-        seed: u64,
-        cancelled: &AtomicBool,
-        on_iteration: &mut dyn FnMut(usize, f64),
-    ) -> Result<Option<Self>, TrainError> {
+    ) -> Result<Option<(Self, Vec<i64>)>, TrainError> {
         if k == 0 || k > x.rows {
             return Err(TrainError::invalid(format!(
                 "n_clusters must be between 1 and the number of rows ({}); got {k}",
                 x.rows
             )));
         }
-        let d = x.cols;
+        // One row-major copy serves every run.
         let rows = rows_of(x);
+        let mean_variance = (0..x.cols)
+            .map(|c| {
+                let col = x.column(c);
+                let mean = col.iter().sum::<f64>() / x.rows as f64;
+                col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / x.rows as f64
+            })
+            .sum::<f64>()
+            / x.cols.max(1) as f64;
+        let tol = tol * mean_variance;
+        let mut best: Option<Self> = None;
+        for run in 0..n_init.max(1) {
+            let mut quiet = |_: usize, _: f64| {};
+            let report: &mut dyn FnMut(usize, f64) =
+                if run == 0 { on_iteration } else { &mut quiet };
+            let Some(model) = Self::fit_once(
+                &rows,
+                x.cols,
+                k,
+                max_iter,
+                tol,
+                seed.wrapping_add(run as u64),
+                cancelled,
+                report,
+            ) else {
+                return Ok(None);
+            };
+            if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
+                best = Some(model);
+            }
+        }
+        Ok(best.map(|m| {
+            let labels = m.assign(&rows).into_iter().map(|(c, _)| c as i64).collect();
+            (m, labels)
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fit_once(
+        rows: &[f64],
+        d: usize,
+        k: usize,
+        max_iter: usize,
+        tol: f64,
+        seed: u64,
+        cancelled: &AtomicBool,
+        on_iteration: &mut dyn FnMut(usize, f64),
+    ) -> Option<Self> {
         let mut model = Self {
             n_features: d,
-            centroids: plus_plus_seeds(&rows, d, k, seed),
+            centroids: plus_plus_seeds(rows, d, k, seed),
             inertia: f64::INFINITY,
             iterations: 0,
         };
         for iteration in 1..=max_iter {
             if cancelled.load(Ordering::Relaxed) {
-                return Ok(None);
+                return None;
             }
-            let assigned = model.assign(&rows);
+            let assigned = model.assign(rows);
             let inertia: f64 = assigned.iter().map(|a| a.1).sum();
             let (sums, counts) = rows
                 .par_chunks(d)
@@ -172,8 +187,8 @@ impl KMeans {
             }
         }
         // Inertia of the final centroids.
-        model.inertia = model.assign(&rows).iter().map(|a| a.1).sum();
-        Ok(Some(model))
+        model.inertia = model.assign(rows).iter().map(|a| a.1).sum();
+        Some(model)
     }
 
     /// Cluster of each row.
@@ -472,10 +487,10 @@ mod tests {
         let (x, truth) = blobs();
         let never = AtomicBool::new(false);
         let mut inertias = Vec::new();
-        let m = KMeans::fit(&x, 3, 1, 100, 1e-9, 7, &never, &mut |_, i| inertias.push(i))
+        let (m, labels) = KMeans::fit(&x, 3, 1, 100, 1e-9, 7, &never, &mut |_, i| inertias.push(i))
             .unwrap()
             .unwrap();
-        let labels = m.predict(&x);
+        assert_eq!(labels, m.predict(&x));
         // Same partition as the truth, whatever the numbering.
         for a in 0..x.rows {
             for b in 0..x.rows {

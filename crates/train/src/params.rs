@@ -299,7 +299,8 @@ pub struct KMeansParams {
     pub n_init: i64,
     /// Most Lloyd iterations per fit.
     pub max_iter: i64,
-    /// Stop when the centroids move less than this (sum of squared shifts).
+    /// Stop when the centroids move less than this (sum of squared shifts), relative to the
+    /// data's mean feature variance (scikit-learn's rule).
     pub tol: f64,
 }
 
@@ -311,7 +312,7 @@ impl Default for KMeansParams {
             k_max: None,
             n_init: 3,
             max_iter: 300,
-            tol: 1e-8,
+            tol: 1e-4,
         }
     }
 }

@@ -69,7 +69,7 @@ impl Clustering {
                             );
                         }
                     };
-                    let Some(model) = KMeans::fit(
+                    let Some((model, labels)) = KMeans::fit(
                         x,
                         k,
                         *n_init,
@@ -82,7 +82,6 @@ impl Clustering {
                     else {
                         return Ok(None);
                     };
-                    let labels = model.predict(x);
                     let scores = cluster_scores(x, &labels, seed);
                     silhouette_by_k.push((k, scores.silhouette));
                     if !single {
