@@ -510,7 +510,7 @@ async fn killed_during_training_completes_once_after_restart() {
         &a,
         "start_workflow",
         json!({
-            "body": issue("wf-crash", "random_forest", json!({"n_estimators": 800}), 0.8, 1),
+            "body": issue("wf-crash", "random_forest", json!({"n_estimators": 4000}), 0.8, 1),
             "timing": quick(json!({}))
         }),
     )
@@ -526,7 +526,6 @@ async fn killed_during_training_completes_once_after_restart() {
         assert!(Instant::now() < deadline, "{}", st.structured);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
