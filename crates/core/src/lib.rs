@@ -9,6 +9,7 @@ pub mod artifact;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod store;
 pub mod tool;
 

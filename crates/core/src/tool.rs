@@ -276,6 +276,8 @@ const TOOLSET_ALIASES: &[(&str, &str)] = &[
 pub struct ToolRouter {
     tools: Arc<BTreeMap<&'static str, Entry>>,
     order: Arc<Vec<&'static str>>,
+    /// Shared by every restricted view of the same router.
+    metrics: Arc<crate::metrics::ToolMetrics>,
 }
 
 impl ToolRouter {
@@ -307,7 +309,13 @@ impl ToolRouter {
         Ok(Self {
             tools: Arc::new(tools),
             order: Arc::new(order),
+            metrics: Arc::default(),
         })
+    }
+
+    /// Call counts and latencies of every tool, for `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::ToolMetrics {
+        &self.metrics
     }
 
     /// The tools clients may see: only the capabilities in `toolsets` (names or their short forms
@@ -365,6 +373,7 @@ impl ToolRouter {
         Ok(Self {
             tools: Arc::new(tools),
             order: Arc::new(order),
+            metrics: self.metrics.clone(),
         })
     }
 
@@ -403,11 +412,14 @@ impl ToolRouter {
         async move {
             tracing::info!(arguments = %mask_json(&arguments), "tool call started");
             let result = handler(arguments, ctx).await;
-            let duration_ms = started.elapsed().as_millis() as u64;
+            let took = started.elapsed();
+            let duration_ms = took.as_millis() as u64;
             match &result {
                 Ok(_) => tracing::info!(duration_ms, status = "success", "tool call succeeded"),
                 Err(e) => tracing::warn!(duration_ms, status = "error", error_kind = e.kind(), error = %e, "tool call failed"),
             }
+            let outcome = result.as_ref().map_or_else(ToolError::kind, |_| "success");
+            self.metrics.record(name, outcome, took);
             result
         }
         .instrument(span)

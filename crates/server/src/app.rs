@@ -27,6 +27,8 @@ pub struct App {
     pub github: GithubConfig,
     /// Runs training workflows; a server starts its worker.
     pub workflows: Arc<WorkflowEngine>,
+    /// The one database (registry, jobs, outbox, workflows), for status queries such as /metrics.
+    pub db: sqlx::AnyPool,
 }
 
 impl App {
@@ -51,7 +53,8 @@ impl App {
         let repository = repository_from_config(&github)
             .await
             .context("opening the repository for training history")?;
-        let workflow_store = WorkflowStore::open(registry.pool().clone())
+        let db = registry.pool().clone();
+        let workflow_store = WorkflowStore::open(db.clone())
             .await
             .context("opening the workflow tables")?;
         let mut engine = engine_config()?;
@@ -90,6 +93,7 @@ impl App {
             repository,
             github,
             workflows,
+            db,
         })
     }
 }

@@ -22,6 +22,7 @@
 //! - `MLOPS_HTTP_SHUTDOWN_GRACE_SECONDS`: how long in-flight requests may finish after SIGTERM or
 //!   Ctrl-C (default 30).
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -388,6 +389,60 @@ async fn healthz() -> &'static str {
 }
 
 #[derive(Clone)]
+struct MetricsSource {
+    router: ToolRouter,
+    db: sqlx::AnyPool,
+}
+
+/// Prometheus text: tool calls and latencies, and (from the shared database, so every instance
+/// reports the whole fleet) workflow executions and training jobs by status and the outbox depth.
+async fn metrics(State(source): State<MetricsSource>) -> Response {
+    let mut text = String::new();
+    source.router.metrics().render(&mut text);
+    let gauges = [
+        (
+            "mlops_workflow_executions",
+            "Workflow executions by status.",
+            "SELECT status, COUNT(*) FROM workflow_executions GROUP BY status",
+        ),
+        (
+            "mlops_training_jobs",
+            "Training jobs by status.",
+            "SELECT status, COUNT(*) FROM training_jobs GROUP BY status",
+        ),
+        (
+            "mlops_notifications",
+            "Notification deliveries by state (pending ones are the outbox depth).",
+            "SELECT state, COUNT(*) FROM notification_deliveries GROUP BY state",
+        ),
+    ];
+    for (name, help, sql) in gauges {
+        let rows: Result<Vec<(String, i64)>, _> =
+            tokio::time::timeout(READY_TIMEOUT, sqlx::query_as(sql).fetch_all(&source.db))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)
+                .and_then(|r| r);
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+        match rows {
+            Ok(rows) => {
+                for (status, n) in rows {
+                    let _ = writeln!(text, "{name}{{status=\"{status}\"}} {n}");
+                }
+            }
+            Err(e) => tracing::warn!(metric = name, error = %e, "could not read a metric"),
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+#[derive(Clone)]
 struct Ready {
     workflows: Arc<WorkflowEngine>,
     store: ArtifactStore,
@@ -466,6 +521,13 @@ fn routes(
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(ready))
+        .route(
+            "/metrics",
+            get(metrics).with_state(MetricsSource {
+                router: app.router.clone(),
+                db: app.db.clone(),
+            }),
+        )
         .merge(mcp);
     let mut events = None;
     if let Some(secret) = app

@@ -590,3 +590,56 @@ async fn readyz_reports_an_unreachable_artifact_store() {
     assert_eq!(body["checks"]["database"], "ok", "{body}");
     assert_ne!(body["checks"]["artifact_store"], "ok", "{body}");
 }
+
+#[tokio::test]
+async fn metrics_count_tool_calls_and_report_the_database() {
+    let s = HttpServer::start(&[]).await;
+    s.generate(300, "datasets/c.csv");
+    let client = s.client(None).await;
+    call(
+        &client,
+        "load_dataset",
+        json!({"dataset_uri": "datasets/c.csv"}),
+    )
+    .await;
+    let bad = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("load_dataset").with_arguments(
+                json!({"dataset_uri": "datasets/none.csv"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bad.is_error, Some(true));
+    call(
+        &client,
+        "train_supervised_classifier",
+        json!({
+            "algorithm": "xgboost", "train_data_uri": "datasets/c.csv", "target_column": "label",
+            "training_job_name": "m", "hyperparameters": {"n_estimators": 5}
+        }),
+    )
+    .await;
+    let r = s.http.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for expected in [
+        "mlops_tool_calls_total{tool=\"load_dataset\",outcome=\"success\"} 1",
+        "mlops_tool_calls_total{tool=\"load_dataset\",outcome=\"validation\"} 1",
+        "mlops_tool_call_duration_seconds_count{tool=\"load_dataset\"} 2",
+        "mlops_training_jobs{status=\"completed\"} 1",
+        "# TYPE mlops_workflow_executions gauge",
+        "# TYPE mlops_notifications gauge",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}
