@@ -179,6 +179,17 @@ enum Outcome {
     Wait(i64),
 }
 
+impl Outcome {
+    /// The output and the state to go to, or the deadline to wait until.
+    fn branch(self, s: &State) -> Result<(Value, &'static str), i64> {
+        match self {
+            Outcome::Next(v) => Ok((v, s.next.unwrap_or("Failed"))),
+            Outcome::Otherwise(v) => Ok((v, s.otherwise.unwrap_or("Failed"))),
+            Outcome::Wait(deadline) => Err(deadline),
+        }
+    }
+}
+
 fn tool_error(tool: &str, e: ToolError) -> WorkflowError {
     WorkflowError::Step(format!("{tool}: {e}"))
 }
@@ -494,9 +505,6 @@ impl WorkflowEngine {
                         Ok(&json!({"decision": "timeout"})),
                         &context,
                         next,
-                        1,
-                        now_ms(),
-                        false,
                     )
                     .await?
                     != Flow::Continue
@@ -535,40 +543,13 @@ impl WorkflowEngine {
                 self.store.release(id, &owner).await?;
                 return Ok(());
             }
-            let moved = match result {
-                Ok(Outcome::Next(output)) => {
+            let moved = match result.map(|o| o.branch(state)) {
+                Ok(Ok((output, next))) => {
                     context.outputs.insert(state.name.into(), output.clone());
-                    let next = state.next.unwrap_or("Failed");
-                    self.transition(
-                        id,
-                        &owner,
-                        seq,
-                        Ok(&output),
-                        &context,
-                        next,
-                        1,
-                        now_ms(),
-                        false,
-                    )
-                    .await?
+                    self.transition(id, &owner, seq, Ok(&output), &context, next)
+                        .await?
                 }
-                Ok(Outcome::Otherwise(output)) => {
-                    context.outputs.insert(state.name.into(), output.clone());
-                    let next = state.otherwise.unwrap_or("Failed");
-                    self.transition(
-                        id,
-                        &owner,
-                        seq,
-                        Ok(&output),
-                        &context,
-                        next,
-                        1,
-                        now_ms(),
-                        false,
-                    )
-                    .await?
-                }
-                Ok(Outcome::Wait(deadline)) => {
+                Ok(Err(deadline)) => {
                     let output = json!({"waiting_until_ms": deadline});
                     let value = self.encode(&context)?;
                     self.store
@@ -622,18 +603,8 @@ impl WorkflowEngine {
                     context.error = Some(json!({"state": state.name, "message": message}));
                     context.reason = Some(format!("{} failed: {message}", state.name));
                     let next = state.catch.unwrap_or("Failed");
-                    self.transition(
-                        id,
-                        &owner,
-                        seq,
-                        Err(&message),
-                        &context,
-                        next,
-                        1,
-                        now_ms(),
-                        false,
-                    )
-                    .await?
+                    self.transition(id, &owner, seq, Err(&message), &context, next)
+                        .await?
                 }
             };
             match moved {
@@ -652,8 +623,8 @@ impl WorkflowEngine {
             .map_err(|e| WorkflowError::Step(format!("could not encode the context: {e}")))
     }
 
-    /// Moves to `next` (ending the execution at a Succeed or Fail state).
-    #[allow(clippy::too_many_arguments)]
+    /// Moves to `next` at once, as its first attempt (ending the execution at a Succeed or Fail
+    /// state, which also gives up the lease).
     async fn transition(
         &self,
         id: &str,
@@ -662,15 +633,12 @@ impl WorkflowEngine {
         outcome: Result<&Value, &str>,
         context: &Context,
         next: &str,
-        attempt: i64,
-        run_at_ms: i64,
-        release: bool,
     ) -> Result<Flow, WorkflowError> {
         let kind = definition::state(next).map(|s| s.kind);
         let (status, release) = match kind {
             Some(Kind::Succeed) => (Status::Succeeded, true),
             Some(Kind::Fail) => (Status::Failed, true),
-            _ => (Status::Running, release),
+            _ => (Status::Running, false),
         };
         let value = self.encode(context)?;
         let moved = self
@@ -683,9 +651,9 @@ impl WorkflowEngine {
                 Transition {
                     status,
                     state: next,
-                    attempt,
+                    attempt: 1,
                     context: &value,
-                    run_at_ms,
+                    run_at_ms: now_ms(),
                     release,
                 },
             )
