@@ -96,6 +96,15 @@ impl ModelArtifact {
         })
     }
 
+    /// The model's folder URI (where it was loaded from or saved to), as tools report it.
+    pub fn folder_uri(&self) -> String {
+        self.uri
+            .as_deref()
+            .map(folder_of)
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// The folder key of a model name: `models/<name>`.
     pub fn folder_key(name: &str) -> String {
         format!("models/{name}")
@@ -183,6 +192,11 @@ impl ModelArtifact {
             uri: Some(manifest_ref.uri().to_string()),
         })
     }
+}
+
+/// The model folder of a manifest URI (`…/models/x/manifest.json` → `…/models/x`).
+pub fn folder_of(manifest_uri: &str) -> &str {
+    manifest_uri.trim_end_matches("/manifest.json")
 }
 
 /// Lower-case hex SHA-256 of some bytes.

@@ -190,13 +190,7 @@ struct Prepared {
 impl Prepared {
     /// The model's folder, as results report it.
     fn model_uri(&self) -> String {
-        self.loaded
-            .artifact
-            .uri
-            .clone()
-            .unwrap_or_default()
-            .trim_end_matches("/manifest.json")
-            .into()
+        self.loaded.artifact.folder_uri()
     }
 }
 
@@ -374,13 +368,7 @@ async fn evaluate_clustering(
     }
     let x = Matrix::from_frame(&df, &loaded.artifact.manifest.feature_names)
         .map_err(ToolError::from)?;
-    let model_uri = loaded
-        .artifact
-        .uri
-        .clone()
-        .unwrap_or_default()
-        .trim_end_matches("/manifest.json")
-        .to_string();
+    let model_uri = loaded.artifact.folder_uri();
     let (model, rows, seed) = (loaded.model, x.rows, i.seed);
     let scores = score(move || {
         let labels = model.predict_clusters(&x)?;

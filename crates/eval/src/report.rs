@@ -124,13 +124,7 @@ pub async fn evaluate(
         .get(HISTORY_BLOB)
         .and_then(|b| serde_json::from_slice(b).ok())
         .unwrap_or_default();
-    let model_uri = loaded
-        .artifact
-        .uri
-        .clone()
-        .unwrap_or_default()
-        .trim_end_matches("/manifest.json")
-        .to_string();
+    let model_uri = loaded.artifact.folder_uri();
     let rows = x.rows;
     let (metrics, plots) = tokio::task::spawn_blocking(move || {
         score_and_draw(&loaded, &x, truth, &history, with_plots)

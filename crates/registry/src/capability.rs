@@ -568,12 +568,7 @@ async fn register_model(
     let version = reg
         .register(NewVersion {
             name: i.model_name,
-            artifact_uri: artifact
-                .uri
-                .clone()
-                .unwrap_or_default()
-                .trim_end_matches("/manifest.json")
-                .to_string(),
+            artifact_uri: artifact.folder_uri(),
             algorithm: Some(m.algorithm.clone()),
             task: Some(m.task.clone()),
             metrics,

@@ -693,7 +693,7 @@ async fn training_metrics(
             metrics: manifest.metrics,
             metrics_history: history,
             metrics_history_total: 0,
-            model_uri: Some(uri.trim_end_matches("/manifest.json").to_string()),
+            model_uri: Some(mlops_core::artifact::folder_of(&uri).to_string()),
             error: None,
         }
         .bounded(),
@@ -740,12 +740,7 @@ async fn load_model_card(store: &ArtifactStore, uri: &str) -> Result<ModelCard, 
         TrainedModel::from_artifact(&artifact)?;
     }
     Ok(ModelCard {
-        model_uri: artifact
-            .uri
-            .clone()
-            .unwrap_or_default()
-            .trim_end_matches("/manifest.json")
-            .into(),
+        model_uri: artifact.folder_uri(),
         verified: true,
         manifest: artifact.manifest,
     })

@@ -265,7 +265,7 @@ pub async fn save_model(
         vec![(HISTORY_BLOB, "application/json", Bytes::from(history))],
     )?;
     let saved = artifact.save(store).await?;
-    Ok(saved.uri().trim_end_matches("/manifest.json").to_string())
+    Ok(mlops_core::artifact::folder_of(saved.uri()).to_string())
 }
 
 /// A manifest with the fields every job fills the same way.
