@@ -61,6 +61,9 @@ pub struct ToolSpec {
     pub input_schema: Arc<Map<String, Value>>,
     pub output_schema: Arc<Map<String, Value>>,
     pub annotations: Annotations,
+    /// Runs long enough (training, reports over many models) that an MCP client supporting tasks
+    /// gets a task handle instead of waiting on the call.
+    pub long_running: bool,
 }
 
 /// An image returned by a tool (e.g. a plot).
@@ -167,6 +170,7 @@ impl ToolDef {
                 input_schema: Arc::new(schema_object::<I>()),
                 output_schema: Arc::new(schema_object::<O>()),
                 annotations,
+                long_running: false,
             },
             handler: erased,
         }
@@ -174,6 +178,12 @@ impl ToolDef {
 }
 
 impl ToolDef {
+    /// Marks the tool as long-running (see [`ToolSpec::long_running`]).
+    pub fn long_running(mut self) -> Self {
+        self.spec.long_running = true;
+        self
+    }
+
     /// As [`ToolDef::new`], for a handler that needs shared state (a store, a registry): each call
     /// gets its own clone of `state`.
     pub fn with<S, I, O, E, F, Fut>(
@@ -206,9 +216,36 @@ fn schema_object<T: JsonSchema>() -> Map<String, Value> {
         Ok(Value::Object(mut map)) => {
             map.remove("$schema");
             inline_root_ref(&mut map);
-            map
+            // Every schema is read by a model on every `tools/list`: the Rust type's name and doc
+            // comment at the root, and number formats (`uint64`, implied by `integer` and its
+            // minimum), only cost context.
+            map.remove("title");
+            map.remove("description");
+            let mut schema = Value::Object(map);
+            strip_formats(&mut schema);
+            match schema {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            }
         }
         _ => Map::new(),
+    }
+}
+
+/// Removes the `format` keyword of numbers throughout a schema (string formats stay).
+fn strip_formats(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if matches!(map.get("format").and_then(Value::as_str), Some(f) if f.starts_with("int") || f.starts_with("uint") || f == "double" || f == "float")
+            {
+                map.remove("format");
+            }
+            for v in map.values_mut() {
+                strip_formats(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_formats),
+        _ => {}
     }
 }
 

@@ -19,8 +19,11 @@ use crate::profile::{ColumnProfile, finite_values, head_rows, is_numeric, profil
 use crate::split::{Fractions, SplitIndices, split_indices, take_rows};
 use crate::validate::{Expectations, ValidationReport, validate};
 
-/// Most rows `load_dataset` previews.
-const MAX_HEAD_ROWS: usize = 50;
+/// Most rows one `load_dataset` page asks for.
+const MAX_PAGE_ROWS: usize = 1000;
+/// The JSON size of one page of rows: a page stops early rather than pass it, so that a reply
+/// stays well inside the server's result bound with the column profile beside it.
+const PAGE_BYTES: usize = 12_000;
 
 /// Capability 1: Data Preparation.
 pub struct DataCapability {
@@ -43,7 +46,7 @@ impl Capability for DataCapability {
             self.store.clone(),
             "load_dataset",
             "Load dataset",
-            "Read a CSV or Parquet table (a path under the artifact root such as `datasets/x.csv`, a file:// URI, or s3://bucket/key) and describe it: row count, each column's type, missing values and summary statistics, and the first rows. Use it first to learn the column names.",
+            "Read a CSV or Parquet table (a path under the artifact root such as `datasets/x.csv`, a file:// URI, or s3://bucket/key) and describe it: row count, each column's type, missing values and summary statistics, and a page of rows. Use it first to learn the column names. Page through rows with `offset` (pass back `next_offset`) and `limit`; pick columns with `columns`. Example: {\"dataset_uri\":\"datasets/x.csv\",\"offset\":100,\"limit\":50,\"columns\":[\"age\",\"label\"]}",
             Annotations::READ_ONLY,
             |s, i: LoadDatasetInput, _ctx| async move { load_dataset(&s, i).await },
         );
@@ -120,7 +123,7 @@ impl Capability for DataCapability {
     }
 }
 
-fn default_head_rows() -> usize {
+fn default_page_rows() -> usize {
     5
 }
 
@@ -131,10 +134,20 @@ pub struct LoadDatasetInput {
     /// The table: `datasets/x.csv` (under the artifact root), `file:///abs/path.parquet`, or `s3://bucket/key.csv`.
     #[serde(alias = "dataset_s3_uri")]
     pub dataset_uri: String,
-    /// How many rows to preview (0 to 50).
-    #[serde(default = "default_head_rows")]
-    #[schemars(range(max = 50))]
-    pub head_rows: usize,
+    /// The first row of the page (0-based); pass the previous page's `next_offset`.
+    #[serde(default)]
+    pub offset: usize,
+    /// Rows in the page (0 for the profile only, at most 1000); a page also stops at about 12 KB.
+    #[serde(default = "default_page_rows", alias = "head_rows")]
+    #[schemars(range(max = 1000))]
+    pub limit: usize,
+    /// Only these columns, in the profile and the rows.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Include the column profile (types, missing values, statistics); by default only on the
+    /// first page.
+    #[serde(default)]
+    pub profile: Option<bool>,
 }
 
 /// What `load_dataset` found.
@@ -144,9 +157,15 @@ pub struct LoadDatasetOutput {
     pub format: TableFormat,
     pub row_count: usize,
     pub column_count: usize,
+    /// Per-column profile (empty when not asked for).
     pub columns: Vec<ColumnProfile>,
-    /// The first rows, as column → value objects.
-    pub head: Vec<Map<String, Value>>,
+    /// The row the page starts at.
+    pub offset: usize,
+    /// The page of rows, as column → value objects.
+    pub rows: Vec<Map<String, Value>>,
+    /// Pass as `offset` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
 }
 
 impl ToolResponse for LoadDatasetOutput {
@@ -162,12 +181,25 @@ impl ToolResponse for LoadDatasetOutput {
                 }
             })
             .collect();
+        let page = match (self.rows.len(), self.next_offset) {
+            (0, _) => String::new(),
+            (n, Some(next)) => format!(
+                "; rows {}..{} (next offset {next})",
+                self.offset,
+                self.offset + n
+            ),
+            (n, None) => format!("; rows {}..{} (last page)", self.offset, self.offset + n),
+        };
         format!(
-            "{}: {} rows × {} columns: {}",
+            "{}: {} rows × {} columns{}{page}",
             self.dataset_uri,
             self.row_count,
             self.column_count,
-            cols.join(", ")
+            if cols.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", cols.join(", "))
+            }
         )
     }
 }
@@ -176,27 +208,63 @@ async fn load_dataset(
     store: &ArtifactStore,
     i: LoadDatasetInput,
 ) -> Result<LoadDatasetOutput, DataError> {
-    if i.head_rows > MAX_HEAD_ROWS {
+    if i.limit > MAX_PAGE_ROWS {
         return Err(DataError::invalid(format!(
-            "head_rows must be at most {MAX_HEAD_ROWS}"
+            "limit must be at most {MAX_PAGE_ROWS} rows (got {}); page through larger tables with offset and next_offset",
+            i.limit
         )));
     }
     let (r, df) = read_table(store, &i.dataset_uri).await?;
     let format = TableFormat::of(&r)?;
-    let df = Arc::new(df);
-    let profiled = {
-        let df = df.clone();
+    let row_count = df.height();
+    let column_count = df.width();
+    if i.offset > row_count {
+        return Err(DataError::invalid(format!(
+            "offset {} is past the end of the table ({row_count} rows); start again from 0",
+            i.offset
+        )));
+    }
+    let df = match &i.columns {
+        Some(names) if names.is_empty() => {
+            return Err(DataError::invalid(
+                "columns is empty: leave it out for all columns, or name some",
+            ));
+        }
+        Some(names) => {
+            for n in names {
+                require_column(&df, n)?;
+            }
+            df.select(names.iter().map(String::as_str))?
+        }
+        None => df,
+    };
+    let profiled = if i.profile.unwrap_or(i.offset == 0) {
+        let df = Arc::new(df.clone());
         tokio::task::spawn_blocking(move || profile(&df))
             .await
             .map_err(|e| DataError::invalid(format!("profiling was interrupted: {e}")))??
+    } else {
+        Vec::new()
     };
+    let mut rows = head_rows(&df.slice(i.offset as i64, i.limit), i.limit);
+    let mut bytes = 0;
+    if let Some(cut) = rows.iter().position(|row| {
+        bytes += Value::Object(row.clone()).to_string().len() + 1;
+        bytes > PAGE_BYTES
+    }) {
+        // Always at least one row, so paging moves on.
+        rows.truncate(cut.max(1));
+    }
+    let end = i.offset + rows.len();
     Ok(LoadDatasetOutput {
         dataset_uri: r.uri().into(),
         format,
-        row_count: df.height(),
-        column_count: df.width(),
+        row_count,
+        column_count,
         columns: profiled,
-        head: head_rows(&df, i.head_rows),
+        offset: i.offset,
+        next_offset: (end < row_count && !rows.is_empty()).then_some(end),
+        rows,
     })
 }
 

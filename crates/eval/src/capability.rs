@@ -71,7 +71,8 @@ impl Capability for EvaluationCapability {
                 "Score several models of the same task on the same data and rank them by one metric (default: accuracy, R² or silhouette; lower-is-better metrics such as rmse or log_loss rank ascending). Returns the table and a Markdown version. Example: {\"model_uris\":[\"models/rf-1\",\"models/xgb-1\"],\"test_data_uri\":\"datasets/test.csv\",\"metric\":\"f1_macro\"}",
                 Annotations::READ_ONLY,
                 |store, i: CompareInput, _ctx| async move { compare_models(&store, i).await },
-            ),
+            )
+            .long_running(),
             ToolDef::with(
                 self.store.clone(),
                 "save_evaluation_results",
@@ -91,7 +92,8 @@ impl Capability for EvaluationCapability {
                 |store, i: EvaluationOutputInput, _ctx| async move {
                     generate_evaluation_report(&store, i).await
                 },
-            ),
+            )
+            .long_running(),
         ]
     }
 }

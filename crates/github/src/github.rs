@@ -716,6 +716,48 @@ impl Repository for GithubRepository {
             Err(e) => Err(e),
         }
     }
+
+    async fn read_file(
+        &self,
+        path: &str,
+        branch: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, RepoError> {
+        validate_repo_path(path)?;
+        let branch = self.branch_or_default(branch).await?;
+        let r: Result<Value, _> = self
+            .get(
+                &self.route(&format!("/contents/{}", encode_path(path))),
+                Some(&RefQuery { reference: &branch }),
+                &format!("read `{path}` on branch `{branch}`"),
+            )
+            .await;
+        let file = match r {
+            Ok(Value::Array(_)) => return Ok(None),
+            Ok(v) => serde_json::from_value::<GhContentFile>(v).map_err(|e| {
+                RepoError::Backend(format!(
+                    "GitHub's answer for `{path}` was not a file description: {e}"
+                ))
+            })?,
+            Err(RepoError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if file.kind != "file" {
+            return Ok(None);
+        }
+        // The contents API wraps its Base64 in lines.
+        let clean: String = file
+            .content
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(clean)
+            .map(Some)
+            .map_err(|e| {
+                RepoError::Backend(format!("GitHub's content of `{path}` is not Base64: {e}"))
+            })
+    }
 }
 
 #[cfg(test)]

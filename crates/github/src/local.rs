@@ -827,4 +827,30 @@ impl Repository for LocalRepository {
             .map(str::to_string)
             .collect())
     }
+
+    async fn read_file(
+        &self,
+        path: &str,
+        branch: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, RepoError> {
+        let r = self.ready().await?;
+        validate_repo_path(path)?;
+        let (_, commit, _) = r.resolve_branch(branch).await?;
+        let Some(commit) = commit else {
+            return Ok(None);
+        };
+        let spec = format!("{commit}:{path}");
+        let kind = r.git(&["cat-file", "-t", &spec], None).await?;
+        if !kind.ok || kind.stdout.trim() != "blob" {
+            return Ok(None);
+        }
+        let out = r.git(&["cat-file", "blob", &spec], None).await?;
+        if !out.ok {
+            return Err(RepoError::Backend(format!(
+                "could not read `{path}`: {}",
+                out.stderr.trim()
+            )));
+        }
+        Ok(Some(out.stdout.into_bytes()))
+    }
 }

@@ -212,6 +212,12 @@ pub trait Repository: Send + Sync {
     async fn commit_file(&self, req: &CommitRequest) -> Result<CommitResult, RepoError>;
     /// Names of the files directly inside `dir` on `branch` (empty when the folder does not exist).
     async fn list_dir(&self, dir: &str, branch: Option<&str>) -> Result<Vec<String>, RepoError>;
+    /// The content of one file on `branch`, or `None` when there is no such file.
+    async fn read_file(
+        &self,
+        path: &str,
+        branch: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, RepoError>;
 
     /// `training_history/train-YYYYMMDD-NNN.md` with the next free number of that day (001, 002, ...).
     async fn next_history_path(

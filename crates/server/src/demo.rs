@@ -98,7 +98,7 @@ pub async fn run(config: &Config, opts: DemoOptions) -> anyhow::Result<()> {
         .call(
             "1/6",
             "load_dataset",
-            json!({"dataset_uri": "datasets/demo-classification.csv", "head_rows": 0}),
+            json!({"dataset_uri": "datasets/demo-classification.csv", "limit": 0}),
         )
         .await?;
     let split = session

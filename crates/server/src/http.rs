@@ -495,7 +495,8 @@ fn routes(
 ) -> anyhow::Result<(Router, Option<mpsc::Receiver<WebhookEvent>>)> {
     // The same face as stdio: the exposed toolsets, and artifacts as resources.
     let server = McpServer::new(app.exposed.clone(), app.config.tool_output_schemas)
-        .with_resources(app.store.clone());
+        .with_resources(app.store.clone())
+        .with_history(app.repository.clone());
     let mcp: StreamableHttpService<McpServer, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(server.clone()),
         Default::default(),

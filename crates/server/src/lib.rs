@@ -4,6 +4,7 @@
 //! [`ToolRouter`]: mlops_core::ToolRouter
 
 pub mod app;
+pub mod bound;
 pub mod demo;
 pub mod http;
 pub mod mcp;

@@ -196,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
                 Some("parquet") => TableFormat::Parquet,
                 Some("csv") => TableFormat::Csv,
                 _ => anyhow::bail!("--out must end in .csv or .parquet"),
+                .with_history(app.repository.clone())
             };
             let mut df = generate(kind, rows, seed)?;
             let bytes = encode(&mut df, format)?;

@@ -1,5 +1,7 @@
 //! The MCP face of the tool router (rmcp): `tools/list` and `tools/call` with progress
-//! notifications and cancellation.
+//! notifications and cancellation, results bounded in size ([`crate::bound`]), and long-running
+//! tools as MCP tasks for clients that declare the tasks extension (SEP-2663). Clients without
+//! tasks get the plain call (or `wait: false` and polling with `get_training_metrics`).
 
 use std::sync::Arc;
 
@@ -7,15 +9,20 @@ use base64::Engine;
 
 use mlops_core::ArtifactStore;
 use mlops_core::{ToolContext, ToolError, ToolOutput, ToolRouter};
+
+use crate::bound::bound;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, Implementation, InitializeResult, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    CreateTaskResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
+    Implementation, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler};
+use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
+use tokio_util::sync::CancellationToken;
 
 /// The name clients see in `initialize`.
 pub const SERVER_NAME: &str = "unified-mlops-mcp-server";
@@ -29,7 +36,15 @@ pub struct McpServer {
     tools: Arc<Vec<Tool>>,
     /// Where resources are read from; without it the server offers no resources.
     store: Option<ArtifactStore>,
+    /// Where the training-history resources are read from.
+    history: Option<Arc<dyn mlops_github::Repository>>,
+    /// Long-running calls made by clients that support tasks.
+    tasks: TaskManager,
 }
+
+/// How long a finished task's result stays readable, and how long a task may run: a training
+/// job has its own wall-clock limit well inside this.
+const TASK_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
 impl McpServer {
     /// Serves `router`; `output_schemas` publishes each tool's output schema in `tools/list`.
@@ -42,6 +57,8 @@ impl McpServer {
             router,
             tools: Arc::new(tools),
             store: None,
+            history: None,
+            tasks: TaskManager::new(),
         }
     }
 
@@ -49,6 +66,12 @@ impl McpServer {
     /// MCP resources (see [`crate::surface`]).
     pub fn with_resources(mut self, store: ArtifactStore) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Also offers the training-history files of `repository` as `mlops://history/...`.
+    pub fn with_history(mut self, repository: Arc<dyn mlops_github::Repository>) -> Self {
+        self.history = Some(repository);
         self
     }
 
@@ -88,8 +111,24 @@ pub fn to_call_result(out: ToolOutput) -> CallToolResult {
             image.mime_type,
         ));
     }
+    if let Some(uri) = out.structured["truncated"]["full_result_uri"].as_str() {
+        let mut link = Resource::new(uri, "full result");
+        link.mime_type = Some("application/json".into());
+        content.push(ContentBlock::resource_link(link));
+    }
     let mut result = CallToolResult::success(content);
     result.structured_content = Some(out.structured);
+    result
+}
+
+/// A successful call's reply: bounded in size, with links to the artifacts it names.
+async fn finish(store: Option<&ArtifactStore>, tool: &str, out: ToolOutput) -> CallToolResult {
+    let out = bound(store, tool, out).await;
+    let links = store.map_or_else(Vec::new, |s| crate::surface::links(s, &out.structured));
+    let mut result = to_call_result(out);
+    result
+        .content
+        .extend(links.into_iter().map(ContentBlock::resource_link));
     result
 }
 
@@ -104,7 +143,8 @@ impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
-            .enable_prompts();
+            .enable_prompts()
+            .enable_tasks();
         let capabilities = if self.store.is_some() {
             capabilities.enable_resources().build()
         } else {
@@ -156,7 +196,12 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let cursor = request.and_then(|r| r.cursor);
-        let (items, next) = crate::surface::list(self.resource_store()?, cursor.as_deref()).await?;
+        let (items, next) = crate::surface::list(
+            self.resource_store()?,
+            self.history.as_ref(),
+            cursor.as_deref(),
+        )
+        .await?;
         let mut page = ListResourcesResult::with_all_items(items);
         page.next_cursor = next;
         Ok(page)
@@ -167,7 +212,9 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let contents = crate::surface::read(self.resource_store()?, &request.uri).await?;
+        let contents =
+            crate::surface::read(self.resource_store()?, self.history.as_ref(), &request.uri)
+                .await?;
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
@@ -190,36 +237,111 @@ impl ServerHandler for McpServer {
                 None,
             ));
         }
-        let progress = context.meta.get_progress_token().map(|token| {
-            // Progress may be reported from worker threads; a channel hands it to the async peer.
-            let (tx, mut rx) =
-                tokio::sync::mpsc::unbounded_channel::<(f64, Option<f64>, Option<String>)>();
-            let peer = context.peer.clone();
-            tokio::spawn(async move {
-                while let Some((done, total, message)) = rx.recv().await {
-                    let mut p = ProgressNotificationParam::new(token.clone(), done);
-                    p.total = total;
-                    p.message = message;
-                    if peer.notify_progress(p).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            Arc::new(
-                move |done: f64, total: Option<f64>, message: Option<String>| {
-                    let _ = tx.send((done, total, message));
-                },
-            ) as mlops_core::ProgressFn
-        });
-        let ctx = ToolContext::new(context.ct.clone(), progress);
         let arguments = request
             .arguments
             .map(serde_json::Value::Object)
             .unwrap_or(serde_json::Value::Null);
+        let progress_token = context.meta.get_progress_token();
+        let as_task = self.router.get(&name).is_some_and(|t| t.long_running)
+            && context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks());
+        if as_task {
+            let (router, store, peer) = (self.router.clone(), self.store.clone(), context.peer);
+            let options = TaskOptions::new()
+                .with_ttl_ms(TASK_TTL_MS)
+                .with_status_message(format!("{name} started"));
+            let task = self.tasks.spawn(options, move |task: TaskContext| {
+                Box::pin(async move {
+                    let cancel = CancellationToken::new();
+                    let progress = progress_reporter(progress_token, peer, Some(task.clone()));
+                    let ctx = ToolContext::new(cancel.clone(), Some(progress));
+                    let call = router.call(&name, arguments, ctx);
+                    tokio::pin!(call);
+                    let result = tokio::select! {
+                        r = &mut call => r,
+                        _ = task.cancelled() => {
+                            // Let the tool stop cleanly (a training job records itself cancelled).
+                            cancel.cancel();
+                            let _ = call.await;
+                            return Err(TaskExit::Cancelled);
+                        }
+                    };
+                    Ok(match result {
+                        Ok(out) => finish(store.as_ref(), &name, out).await,
+                        Err(e) => to_error_result(&e),
+                    })
+                })
+            });
+            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
+        }
+        let progress =
+            progress_token.map(|token| progress_reporter(Some(token), context.peer.clone(), None));
+        let ctx = ToolContext::new(context.ct.clone(), progress);
         let result = match self.router.call(&name, arguments, ctx).await {
-            Ok(out) => to_call_result(out),
+            Ok(out) => finish(self.store.as_ref(), &name, out).await,
             Err(e) => to_error_result(&e),
         };
         Ok(result.into())
     }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.tasks
+            .get_task(&request.task_id)
+            .map(GetTaskResult::new)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // No tool asks for input mid-task; this only checks the task exists.
+        self.tasks.update_task(&request.task_id, std::iter::empty())
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.cancel_task(&request.task_id)
+    }
+}
+
+/// Reports a tool's progress as MCP progress notifications (when the caller gave a progress
+/// token) and, for a task, as its status message, which `tasks/get` pollers see.
+fn progress_reporter(
+    token: Option<rmcp::model::ProgressToken>,
+    peer: Peer<RoleServer>,
+    task: Option<TaskContext>,
+) -> mlops_core::ProgressFn {
+    // Progress may be reported from worker threads; a channel hands it to the async peer.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(f64, Option<f64>, Option<String>)>();
+    tokio::spawn(async move {
+        while let Some((done, total, message)) = rx.recv().await {
+            if let Some(task) = &task {
+                let of = total.map(|t| format!("/{t}")).unwrap_or_default();
+                let text = message.clone().unwrap_or_default();
+                task.set_status_message(format!("{done}{of} {text}").trim_end());
+            }
+            if let Some(token) = &token {
+                let mut p = ProgressNotificationParam::new(token.clone(), done);
+                p.total = total;
+                p.message = message;
+                if peer.notify_progress(p).await.is_err() && task.is_none() {
+                    break;
+                }
+            }
+        }
+    });
+    Arc::new(
+        move |done: f64, total: Option<f64>, message: Option<String>| {
+            let _ = tx.send((done, total, message));
+        },
+    )
 }

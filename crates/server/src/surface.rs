@@ -1,9 +1,13 @@
 //! The MCP surface beyond tools: prompts (short guided recipes naming the tools in order) and
-//! resources (model cards, evaluation reports and plots, per-row results) read from the artifact
-//! store under `mlops://` URIs.
+//! resources under `mlops://` URIs: datasets, processed data, model cards, evaluation reports and
+//! plots, per-row results and saved oversized tool results from the artifact store, and the
+//! training-history files from the history repository.
 
 use base64::Engine;
+use std::sync::Arc;
+
 use mlops_core::ArtifactStore;
+use mlops_github::{HISTORY_DIR, Repository};
 use rmcp::ErrorData;
 use rmcp::model::{
     GetPromptResult, Prompt, PromptArgument, PromptMessage, Resource, ResourceContents,
@@ -16,7 +20,16 @@ pub const PAGE: usize = 50;
 /// The largest resource read returns; bigger ones are refused with a pointer to the file.
 const MAX_READ: usize = 4 << 20;
 /// The artifact folders resources may come from.
-const ROOTS: [&str; 3] = ["models", "evaluations", "results"];
+const ROOTS: [&str; 6] = [
+    "models",
+    "evaluations",
+    "results",
+    "datasets",
+    "processed",
+    "outputs",
+];
+/// The URI folder of the training-history files (read from the history repository).
+const HISTORY: &str = "history";
 
 struct Recipe {
     name: &'static str,
@@ -160,6 +173,10 @@ pub fn templates() -> Vec<ResourceTemplate> {
         ("mlops://models/{name}", "model card", "A trained model's manifest: algorithm, task, features, classes, hyperparameters, metrics, checksums", "application/json"),
         ("mlops://evaluations/{name}/{file}", "evaluation file", "An evaluation's report.md, report.html, results.json or a PNG plot", ""),
         ("mlops://results/{job}/{file}", "per-row result", "clusters.csv or embedding.csv of an unsupervised job", "text/csv"),
+        ("mlops://datasets/{path}", "dataset", "A raw table under datasets/ (CSV or Parquet)", ""),
+        ("mlops://processed/{name}/{file}", "processed data", "Prepared splits, the fitted pipeline (pipeline.json) and its summary", ""),
+        ("mlops://outputs/{tool}/{file}", "full tool result", "A tool result too large to return whole, saved as JSON", "application/json"),
+        ("mlops://history/{file}", "training history", "A training_history/train-YYYYMMDD-NNN.md record of a workflow run", "text/markdown"),
     ]
     .into_iter()
     .map(|(uri, name, description, mime)| {
@@ -189,7 +206,7 @@ fn key_of(uri: &str) -> Result<String, ErrorData> {
     let not_found = || {
         ErrorData::resource_not_found(
             format!(
-                "no resource `{uri}`; resources are mlops://models/{{name}}, mlops://evaluations/{{name}}/{{file}} and mlops://results/{{job}}/{{file}}"
+                "no resource `{uri}`; resources are mlops://models/{{name}}, mlops://evaluations/{{name}}/{{file}}, mlops://results/{{job}}/{{file}}, mlops://datasets/..., mlops://processed/..., mlops://outputs/... and mlops://history/{{file}} (resources/templates/list has them all)"
             ),
             None,
         )
@@ -198,7 +215,7 @@ fn key_of(uri: &str) -> Result<String, ErrorData> {
     let mut parts = path.split('/');
     let root = parts.next().unwrap_or_default();
     let rest: Vec<&str> = parts.collect();
-    if !ROOTS.contains(&root)
+    if !(ROOTS.contains(&root) || root == HISTORY)
         || rest.is_empty()
         || rest.iter().any(|p| p.is_empty() || *p == ".." || *p == ".")
     {
@@ -206,14 +223,89 @@ fn key_of(uri: &str) -> Result<String, ErrorData> {
     }
     Ok(match (root, rest.as_slice()) {
         ("models", [name]) => format!("models/{name}/manifest.json"),
-        ("models", _) => return Err(not_found()),
+        ("models", _) | (HISTORY, [_, _, ..]) => return Err(not_found()),
+        (HISTORY, [file]) => format!("{HISTORY_DIR}/{file}"),
         _ => path.to_string(),
     })
 }
 
+/// Resources for the artifacts a tool result names (a model folder, a report, a plot, a
+/// processed table), so clients can open them; at most `MAX_LINKS`, in the order found.
+pub fn links(store: &ArtifactStore, result: &Value) -> Vec<Resource> {
+    const MAX_LINKS: usize = 12;
+    // The URI prefix of every artifact in this store (`file:///home/x/` or `s3://bucket/prefix/`).
+    let Ok(probe) = store.key("_") else {
+        return Vec::new();
+    };
+    let root = probe.uri().trim_end_matches('_').to_string();
+    let mut found: Vec<String> = Vec::new();
+    let mut stack = vec![result];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(text) => {
+                let Some(key) = text.strip_prefix(&root) else {
+                    continue;
+                };
+                let parts: Vec<&str> = key.split('/').collect();
+                let uri = match parts.as_slice() {
+                    ["models", name] | ["models", name, "manifest.json"] => {
+                        format!("mlops://models/{name}")
+                    }
+                    [first, .., last]
+                        if *first != "models" && ROOTS.contains(first) && last.contains('.') =>
+                    {
+                        format!("mlops://{key}")
+                    }
+                    _ => continue,
+                };
+                if !found.contains(&uri) {
+                    found.push(uri);
+                }
+            }
+            Value::Array(items) => stack.extend(items.iter().rev()),
+            Value::Object(map) => stack.extend(map.values().rev()),
+            _ => {}
+        }
+        if found.len() >= MAX_LINKS {
+            break;
+        }
+    }
+    found
+        .into_iter()
+        .map(|uri| {
+            let name = uri.trim_start_matches("mlops://").to_string();
+            let mime = if uri.starts_with("mlops://models/") {
+                "application/json"
+            } else {
+                mime_of(&name)
+            };
+            let mut r = Resource::new(uri, name);
+            r.mime_type = Some(mime.into());
+            r
+        })
+        .collect()
+}
+
 /// Reads a resource.
-pub async fn read(store: &ArtifactStore, uri: &str) -> Result<ResourceContents, ErrorData> {
+pub async fn read(
+    store: &ArtifactStore,
+    history: Option<&Arc<dyn Repository>>,
+    uri: &str,
+) -> Result<ResourceContents, ErrorData> {
     let key = key_of(uri)?;
+    if key.starts_with(&format!("{HISTORY_DIR}/")) {
+        let missing = || ErrorData::resource_not_found(format!("no resource `{uri}`"), None);
+        let repo = history.ok_or_else(missing)?;
+        let data = repo
+            .read_file(&key, None)
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+            .ok_or_else(missing)?;
+        return Ok(
+            ResourceContents::text(String::from_utf8_lossy(&data).into_owned(), uri)
+                .with_mime_type("text/markdown"),
+        );
+    }
     let r = store
         .key(&key)
         .map_err(|e| ErrorData::resource_not_found(e.to_string(), None))?;
@@ -242,9 +334,11 @@ pub async fn read(store: &ArtifactStore, uri: &str) -> Result<ResourceContents, 
     Ok(contents.with_mime_type(mime))
 }
 
-/// One page of resources (model cards, then evaluation files and results) from `cursor`.
+/// One page of resources (model cards, evaluation files, results, data, saved results, then
+/// history files) from `cursor`.
 pub async fn list(
     store: &ArtifactStore,
+    history: Option<&Arc<dyn Repository>>,
     cursor: Option<&str>,
 ) -> Result<(Vec<Resource>, Option<String>), ErrorData> {
     let offset: usize = match cursor {
@@ -285,6 +379,20 @@ pub async fn list(
                 }
             };
             all.push(resource);
+        }
+    }
+    if let Some(repo) = history {
+        let files = repo
+            .list_dir(HISTORY_DIR, None)
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        for file in files.into_iter().filter(|f| f.ends_with(".md")) {
+            let mut r = Resource::new(
+                format!("mlops://{HISTORY}/{file}"),
+                format!("{HISTORY_DIR}/{file}"),
+            );
+            r.mime_type = Some("text/markdown".into());
+            all.push(r);
         }
     }
     if offset > all.len() {

@@ -5,7 +5,8 @@ mod common;
 
 use common::Server;
 use rmcp::model::{
-    GetPromptRequestParams, PaginatedRequestParams, ReadResourceRequestParams, ResourceContents,
+    CallToolRequestParams, GetPromptRequestParams, PaginatedRequestParams,
+    ReadResourceRequestParams, ResourceContents,
 };
 use serde_json::json;
 
@@ -70,17 +71,45 @@ async fn prompts_and_resources() {
         }),
     )
     .await;
-    s.ok(
-        "generate_evaluation_report",
-        json!({"model_uri": "models/m1", "test_data_uri": "datasets/c.csv"}),
-    )
-    .await;
+    // The reply links the artifacts it names as resources.
+    let report = s
+        .client
+        .call_tool(
+            CallToolRequestParams::new("generate_evaluation_report").with_arguments(
+                serde_json::Map::from_iter([
+                    ("model_uri".to_string(), json!("models/m1")),
+                    ("test_data_uri".to_string(), json!("datasets/c.csv")),
+                ]),
+            ),
+        )
+        .await
+        .unwrap();
+    let links: Vec<String> = report
+        .content
+        .iter()
+        .filter_map(|c| c.as_resource_link().map(|r| r.uri.to_string()))
+        .collect();
+    for expected in [
+        "mlops://models/m1",
+        "mlops://evaluations/m1/report.md",
+        "mlops://evaluations/m1/report.html",
+    ] {
+        assert!(
+            links.iter().any(|l| l == expected),
+            "{expected} not in {links:?}"
+        );
+    }
     s.ok("train_unsupervised_clustering", json!({
         "algorithm": "kmeans", "data_uri": "datasets/blobs.csv", "training_job_name": "km", "hyperparameters": {"n_clusters": 4}
     }))
     .await;
+    s.ok(
+        "commit_training_history",
+        json!({"content": "# Training run\n\naccuracy 0.93\n", "date": "2026-11-26"}),
+    )
+    .await;
     let templates = s.client.list_all_resource_templates().await.unwrap();
-    assert_eq!(templates.len(), 3);
+    assert_eq!(templates.len(), 7);
     let resources = s.client.list_all_resources().await.unwrap();
     let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
     for expected in [
@@ -89,6 +118,8 @@ async fn prompts_and_resources() {
         "mlops://evaluations/m1/report.md",
         "mlops://evaluations/m1/confusion_matrix.png",
         "mlops://results/km/clusters.csv",
+        "mlops://datasets/c.csv",
+        "mlops://history/train-20261126-001.md",
     ] {
         assert!(uris.contains(&expected), "{expected} missing from {uris:?}");
     }
@@ -113,9 +144,20 @@ async fn prompts_and_resources() {
     assert!(
         matches!(&plot.contents[0], ResourceContents::BlobResourceContents { mime_type, .. } if mime_type.as_deref() == Some("image/png"))
     );
+    let history = read("mlops://history/train-20261126-001.md").await.unwrap();
+    assert!(
+        matches!(&history.contents[0], ResourceContents::TextResourceContents { text, .. } if text.contains("accuracy 0.93"))
+    );
+    let data = read("mlops://datasets/c.csv").await.unwrap();
+    assert!(
+        matches!(&data.contents[0], ResourceContents::TextResourceContents { text, .. } if text.lines().count() == 801)
+    );
     for bad in [
         "mlops://models/../../etc",
-        "mlops://datasets/c.csv",
+        "mlops://datasets/nope.csv",
+        "mlops://history/train-20261126-002.md",
+        "mlops://history/../secrets",
+        "mlops://secrets/x",
         "file:///etc/passwd",
         "mlops://models/none",
     ] {

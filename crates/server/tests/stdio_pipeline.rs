@@ -59,7 +59,7 @@ async fn lists_every_tool_with_a_schema_and_runs_the_pipeline() {
         .await;
     assert!(!loaded.is_error, "{}", loaded.text);
     assert_eq!(loaded.structured["row_count"], 3000);
-    assert_eq!(loaded.structured["head"].as_array().unwrap().len(), 5);
+    assert_eq!(loaded.structured["rows"].as_array().unwrap().len(), 5);
     let f1 = loaded.structured["columns"]
         .as_array()
         .unwrap()

@@ -79,7 +79,8 @@ impl Capability for TrainingCapability {
                     };
                     train_supervised(s, i, algorithm, TaskType::Classification, ctx).await
                 },
-            ),
+            )
+            .long_running(),
             ToolDef::with(
                 shared.clone(),
                 "train_supervised_regressor",
@@ -104,7 +105,8 @@ impl Capability for TrainingCapability {
                     };
                     train_supervised(s, i, algorithm, TaskType::Regression, ctx).await
                 },
-            ),
+            )
+            .long_running(),
             ToolDef::with(
                 shared.clone(),
                 "train_unsupervised_clustering",
@@ -112,7 +114,8 @@ impl Capability for TrainingCapability {
                 "Cluster rows (kmeans, dbscan) as a named job. kmeans takes `n_clusters`, or `k_min`/`k_max` to pick k by the best silhouette; dbscan takes `eps` and `min_samples`. Saves the model under `models/<training_job_name>/` and each row's cluster to `results/<training_job_name>/clusters.csv`; reports silhouette, Davies–Bouldin and Calinski–Harabasz. `data_uri`: data from `preprocess_unsupervised`, or raw data (numeric columns are scaled, text one-hot encoded). Example: {\"algorithm\":\"kmeans\",\"data_uri\":\"data/customers.csv\",\"hyperparameters\":{\"k_min\":2,\"k_max\":8}}",
                 Annotations::WRITES,
                 |s, i: ClusteringInput, ctx| async move { train_clustering(s, i, ctx).await },
-            ),
+            )
+            .long_running(),
             ToolDef::with(
                 shared.clone(),
                 "train_unsupervised_dimension_reduction",
@@ -120,7 +123,8 @@ impl Capability for TrainingCapability {
                 "Project rows to fewer dimensions as a named job: pca (`n_components`; reports explained variance; the saved model transforms new data) or tsne (2-D/3-D embedding for plots; `perplexity`). The coordinates go to `results/<training_job_name>/embedding.csv`. Example: {\"algorithm\":\"pca\",\"data_uri\":\"data/customers.csv\",\"hyperparameters\":{\"n_components\":3}}",
                 Annotations::WRITES,
                 |s, i: ReductionInput, ctx| async move { train_reduction(s, i, ctx).await },
-            ),
+            )
+            .long_running(),
             ToolDef::with(
                 shared.clone(),
                 "get_training_metrics",
