@@ -4,7 +4,9 @@
 #      sessions (default 8; requests of one session are handled one after another);
 #   2. signed GitHub `ping` deliveries to POST /webhooks/github, each with its own delivery id
 #      (signature check, JSON parse, de-duplication; no workflow is started).
-# Prints wrk's latency distribution (p50/p75/p90/p99), requests/s and errors for each.
+# Prints wrk's latency distribution (p50/p75/p90/p99), requests/s and errors for each, and the
+# server's resident memory at idle and at its peak under load (from /proc, Linux).
+# The per-token rate and concurrency limits are lifted for the run (one token drives all the load).
 #
 #   bench/http_load.sh                      # 30 s each, 32 connections, 2 threads
 #   DURATION=10s CONNECTIONS=64 SESSIONS=1 bench/http_load.sh
@@ -31,6 +33,7 @@ export TOKEN="bench-$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 SECRET="bench-secret-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
 
 MLOPS_HOME="$work/home" LOG_LEVEL=WARN MLOPS_HTTP_TOKENS="$TOKEN" GITHUB_WEBHOOK_SECRET="$SECRET" \
+    MLOPS_HTTP_RATE_LIMIT=0 MLOPS_HTTP_MAX_CONCURRENT=100000 \
     "$BIN" serve --http "127.0.0.1:$port" 2>"$work/server.log" &
 server=$!
 cleanup() {
@@ -122,12 +125,23 @@ function response(status, headers, body)
 end
 EOF
 
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$server/status"; }
+echo "resident memory at idle: $(( $(rss_kib) / 1024 )) MiB"
+# The peak resident memory while wrk runs, sampled every 200 ms.
+( peak=0; while kill -0 "$server" 2>/dev/null; do
+    now=$(rss_kib 2>/dev/null || echo 0); [ "${now:-0}" -gt "$peak" ] && peak=$now && echo "$peak" >"$work/peak"
+    sleep 0.2; done ) &
+sampler=$!
+
 echo
 echo "== MCP tools/list: $CONNECTIONS connections, $THREADS threads, $SESSIONS sessions, $DURATION =="
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/tools_list.lua" "$base/mcp"
 echo
 echo "== POST /webhooks/github (signed ping): $CONNECTIONS connections, $THREADS threads, $DURATION =="
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/webhook.lua" "$base/webhooks/github"
+kill "$sampler" 2>/dev/null || true
+echo
+echo "peak resident memory under load: $(( $(cat "$work/peak") / 1024 )) MiB"
 if grep -q '"level":"ERROR"' "$work/server.log"; then
     echo "server errors:" >&2
     grep '"level":"ERROR"' "$work/server.log" | head -5 >&2

@@ -19,6 +19,10 @@
 //! - `MLOPS_HTTP_ALLOWED_HOSTS`: comma-separated `Host` values accepted on `/mcp` (DNS-rebinding
 //!   protection); default: loopback names on a loopback address, any host otherwise;
 //! - `MLOPS_HTTP_MAX_BODY_BYTES`: largest request body on `/mcp` (default 4 MiB);
+//! - `MLOPS_HTTP_RATE_LIMIT`, `MLOPS_HTTP_RATE_BURST`, `MLOPS_HTTP_MAX_CONCURRENT`: per caller
+//!   (bearer token) requests a second (default 100, 0 turns it off), burst above it (default twice
+//!   the rate) and requests in flight (default 32); over them, 429 with `Retry-After`
+//!   ([`crate::limits`]);
 //! - `MLOPS_HTTP_SHUTDOWN_GRACE_SECONDS`: how long in-flight requests may finish after SIGTERM or
 //!   Ctrl-C (default 30).
 
@@ -38,6 +42,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use subtle::ConditionallySelectable;
+
+use crate::limits::{CallerLimits, LimitSettings, Refusal};
 use futures::StreamExt;
 use mlops_core::{ArtifactStore, ToolContext, ToolRouter};
 use mlops_github::{ApprovalCommand, WebhookConfig, WebhookEvent, WebhookState, webhook_router};
@@ -84,6 +91,7 @@ pub struct HttpOptions {
     pub allowed_hosts: Option<Vec<String>>,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
+    pub limits: LimitSettings,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -96,6 +104,7 @@ impl std::fmt::Debug for HttpOptions {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -123,6 +132,36 @@ fn list_var(name: &str) -> Option<Vec<String>> {
             .map(String::from)
             .collect(),
     )
+}
+
+/// `MLOPS_HTTP_RATE_LIMIT` (0: off), `MLOPS_HTTP_RATE_BURST`, `MLOPS_HTTP_MAX_CONCURRENT`.
+fn limit_settings() -> anyhow::Result<LimitSettings> {
+    let number = |name: &str| -> anyhow::Result<Option<u32>> {
+        match std::env::var(name) {
+            Ok(v) => v
+                .trim()
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| anyhow::anyhow!("{name} must be a whole number, got `{v}`")),
+            Err(_) => Ok(None),
+        }
+    };
+    let mut settings = LimitSettings::default();
+    if let Some(rate) = number("MLOPS_HTTP_RATE_LIMIT")? {
+        settings.rate_per_second = std::num::NonZeroU32::new(rate);
+        if let Some(r) = settings.rate_per_second {
+            settings.burst = r.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+        }
+    }
+    if let Some(burst) = number("MLOPS_HTTP_RATE_BURST")? {
+        settings.burst =
+            std::num::NonZeroU32::new(burst).context("MLOPS_HTTP_RATE_BURST must be 1 or more")?;
+    }
+    if let Some(n) = number("MLOPS_HTTP_MAX_CONCURRENT")? {
+        anyhow::ensure!(n >= 1, "MLOPS_HTTP_MAX_CONCURRENT must be 1 or more");
+        settings.max_concurrent = n as usize;
+    }
+    Ok(settings)
 }
 
 impl HttpOptions {
@@ -159,8 +198,10 @@ impl HttpOptions {
             ),
             Err(_) => Duration::from_secs(30),
         };
+        let limits = limit_settings()?;
         let options = Self {
             addr,
+            limits,
             tokens,
             allow_unauthenticated,
             allowed_origins: list_var("MLOPS_HTTP_ALLOWED_ORIGINS")
@@ -247,6 +288,7 @@ struct Guard {
     allowed_origins: Vec<String>,
     max_body_bytes: usize,
     in_flight: Arc<InFlight>,
+    limits: CallerLimits,
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {
@@ -301,14 +343,19 @@ fn origin_allowed(guard: &Guard, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Whether `given` is one of the tokens; every token is compared, in constant time.
-fn token_valid(tokens: &[Vec<u8>], given: &[u8]) -> bool {
-    tokens
-        .iter()
-        .fold(subtle::Choice::from(0), |ok, t| {
-            ok | t.as_slice().ct_eq(given)
-        })
-        .into()
+/// Which of the tokens `given` is (its position); every token is compared, in constant time.
+fn token_index(tokens: &[Vec<u8>], given: &[u8]) -> Option<usize> {
+    let (found, index) = tokens.iter().enumerate().fold(
+        (subtle::Choice::from(0), 0u64),
+        |(found, index), (i, t)| {
+            let same = t.as_slice().ct_eq(given);
+            (
+                found | same,
+                u64::conditional_select(&index, &(i as u64), same),
+            )
+        },
+    );
+    bool::from(found).then_some(index as usize)
 }
 
 async fn guard_mcp(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
@@ -320,6 +367,8 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, request: Request, next: Next
             "this Origin may not call the MCP endpoint; add it to MLOPS_HTTP_ALLOWED_ORIGINS",
         );
     }
+    // Without tokens every client is one caller.
+    let mut caller = String::from("anonymous");
     if !guard.tokens.is_empty() {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -328,20 +377,46 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, request: Request, next: Next
                 let (scheme, token) = v.trim().split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             });
-        match given {
+        match given.map(|t| token_index(&guard.tokens, t.as_bytes())) {
             None => {
                 return unauthorized(
                     "authentication required: send `Authorization: Bearer <token>` with a token from MLOPS_HTTP_TOKENS",
                     false,
                 );
             }
-            Some(token) if !token_valid(&guard.tokens, token.as_bytes()) => {
+            Some(None) => {
                 tracing::warn!("MCP request with an invalid bearer token refused");
                 return unauthorized("the bearer token is not valid", true);
             }
-            Some(_) => {}
+            Some(Some(i)) => caller = format!("token-{i}"),
         }
     }
+    let permit = match guard.limits.admit(&caller, request.method() != Method::GET) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            let (message, wait) = match refusal {
+                Refusal::Rate(wait) => (
+                    format!(
+                        "too many requests for this token; retry in {} ms (MLOPS_HTTP_RATE_LIMIT)",
+                        wait.as_millis()
+                    ),
+                    wait,
+                ),
+                Refusal::Concurrency(n) => (
+                    format!(
+                        "this token already has {n} requests in flight; wait for one to finish (MLOPS_HTTP_MAX_CONCURRENT)"
+                    ),
+                    Duration::from_secs(1),
+                ),
+            };
+            tracing::warn!(caller, "MCP request over the caller's limit refused");
+            let mut r = json_error(StatusCode::TOO_MANY_REQUESTS, &message);
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            return r;
+        }
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -378,7 +453,7 @@ async fn guard_mcp(State(guard): State<Arc<Guard>>, request: Request, next: Next
     // A tool call's answer may be a stream: the request is in flight until its body ends.
     let (parts, body) = response.into_parts();
     let body = body.into_data_stream().map(move |chunk| {
-        let _ = &in_flight;
+        let _ = (&in_flight, &permit);
         chunk
     });
     Response::from_parts(parts, Body::from_stream(body))
@@ -511,6 +586,7 @@ fn routes(
         allowed_origins: options.allowed_origins.clone(),
         max_body_bytes: options.max_body_bytes,
         in_flight,
+        limits: CallerLimits::new(options.limits),
     });
     let mcp = Router::new()
         .nest_service(MCP_PATH, mcp)
@@ -901,6 +977,7 @@ mod tests {
             allowed_hosts: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             shutdown_grace: Duration::from_secs(1),
+            limits: LimitSettings::default(),
         }
     }
 
@@ -922,12 +999,12 @@ mod tests {
     #[test]
     fn tokens_compare_whole() {
         let tokens = vec![b"0123456789abcdef".to_vec(), b"fedcba9876543210".to_vec()];
-        assert!(token_valid(&tokens, b"0123456789abcdef"));
-        assert!(token_valid(&tokens, b"fedcba9876543210"));
-        assert!(!token_valid(&tokens, b"0123456789abcde"));
-        assert!(!token_valid(&tokens, b"0123456789abcdefg"));
-        assert!(!token_valid(&tokens, b""));
-        assert!(!token_valid(&[], b"0123456789abcdef"));
+        assert_eq!(token_index(&tokens, b"0123456789abcdef"), Some(0));
+        assert_eq!(token_index(&tokens, b"fedcba9876543210"), Some(1));
+        assert_eq!(token_index(&tokens, b"0123456789abcde"), None);
+        assert_eq!(token_index(&tokens, b"0123456789abcdefg"), None);
+        assert_eq!(token_index(&tokens, b""), None);
+        assert_eq!(token_index(&[], b"0123456789abcdef"), None);
     }
 
     #[test]
@@ -937,6 +1014,7 @@ mod tests {
             allowed_origins: vec![],
             max_body_bytes: 1,
             in_flight: Arc::default(),
+            limits: CallerLimits::new(LimitSettings::default()),
         };
         let with = |o: &str| {
             let mut h = HeaderMap::new();

@@ -7,6 +7,7 @@ pub mod app;
 pub mod bound;
 pub mod demo;
 pub mod http;
+pub mod limits;
 pub mod mcp;
 pub mod run_issue;
 pub mod surface;

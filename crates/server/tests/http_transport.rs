@@ -1,7 +1,8 @@
 //! `mlops-mcp serve --http`: the real binary on a local port. Health and readiness, the `/mcp`
 //! guards (bearer tokens, Origin, body limit), MCP over streamable HTTP with rmcp's own client and
 //! with raw JSON-RPC posts, the refusal to serve unauthenticated on a public address, graceful
-//! shutdown on SIGTERM, and the GitHub webhook end to end: a signed `labeled` event starts a
+//! shutdown on SIGTERM, per-token rate limits, two instances sharing one PostgreSQL and artifact
+//! store, and the GitHub webhook end to end: a signed `labeled` event starts a
 //! workflow that succeeds, and a signed `/approve` comment answers a waiting one.
 
 mod common;
@@ -27,7 +28,8 @@ const ACCEPT: &str = "application/json, text/event-stream";
 
 /// A `serve --http` process on a free port, killed when dropped.
 struct HttpServer {
-    home: tempfile::TempDir,
+    /// Shared by instances started with [`HttpServer::beside`].
+    home: std::sync::Arc<tempfile::TempDir>,
     child: Child,
     base: String,
     http: reqwest::Client,
@@ -63,7 +65,15 @@ fn serve_command(home: &Path, addr: &str, env: &[(&str, &str)]) -> Command {
 
 impl HttpServer {
     async fn start(env: &[(&str, &str)]) -> Self {
-        let home = tempfile::tempdir().unwrap();
+        Self::start_in(std::sync::Arc::new(tempfile::tempdir().unwrap()), env).await
+    }
+
+    /// Another instance on the same home folder (artifact store).
+    async fn beside(&self, env: &[(&str, &str)]) -> Self {
+        Self::start_in(self.home.clone(), env).await
+    }
+
+    async fn start_in(home: std::sync::Arc<tempfile::TempDir>, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = serve_command(home.path(), &format!("127.0.0.1:{port}"), env)
             .stderr(Stdio::inherit())
@@ -642,4 +652,122 @@ async fn metrics_count_tool_calls_and_report_the_database() {
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn requests_over_a_tokens_rate_get_429_and_other_tokens_are_unaffected() {
+    const OTHER: &str = "other-token-0123456789";
+    let s = HttpServer::start(&[
+        ("MLOPS_HTTP_TOKENS", &format!("{TOKEN},{OTHER}")),
+        ("MLOPS_HTTP_RATE_LIMIT", "1"),
+        ("MLOPS_HTTP_RATE_BURST", "4"),
+    ])
+    .await;
+    let post = |token: &str| {
+        s.http
+            .post(s.url("/mcp"))
+            .header("accept", ACCEPT)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .json(&initialize_body())
+            .send()
+    };
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for _ in 0..8 {
+        let r = post(TOKEN).await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            refused = Some(r);
+        }
+    }
+    assert_eq!(statuses[..4], [200; 4], "the burst passes: {statuses:?}");
+    assert!(statuses[4..].contains(&429), "{statuses:?}");
+    let r = refused.unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("MLOPS_HTTP_RATE_LIMIT") && !text.contains(TOKEN),
+        "{text}"
+    );
+    // The other token has its own budget.
+    assert_eq!(post(OTHER).await.unwrap().status(), 200);
+    // And the first one recovers once its bucket refills.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(post(TOKEN).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn two_instances_share_one_postgres_and_artifact_store() {
+    let Some(schema) = common::PgSchema::create("http2") else {
+        return;
+    };
+    let url = schema.url();
+    let env = [
+        ("MLOPS_HTTP_TOKENS", TOKEN),
+        ("MLOPS_DATABASE_URL", url.as_str()),
+    ];
+    let a = HttpServer::start(&env).await;
+    let b = a.beside(&env).await;
+    assert_ne!(a.base, b.base);
+    a.generate(1500, "datasets/shared.csv");
+    let on_a = a.client(Some(TOKEN)).await;
+    let on_b = b.client(Some(TOKEN)).await;
+
+    // Train and register through instance A ...
+    let trained = call(
+        &on_a,
+        "train_supervised_classifier",
+        json!({"algorithm": "random_forest", "train_data_uri": "datasets/shared.csv",
+               "target_column": "label", "training_job_name": "shared-rf",
+               "hyperparameters": {"n_estimators": 20}}),
+    )
+    .await;
+    let registered = call(
+        &on_a,
+        "register_model",
+        json!({"model_name": "shared", "model_uri": trained["model_uri"],
+               "metrics": {"accuracy": trained["metrics"]["train_accuracy"]}}),
+    )
+    .await;
+    assert_eq!(registered["version"], 1, "{registered}");
+
+    // ... and read it through instance B: the same registry, jobs and artifacts.
+    let got = call(
+        &on_b,
+        "get_model_version",
+        json!({"model_name": "shared", "version": 1}),
+    )
+    .await;
+    assert_eq!(got["artifact_uri"], trained["model_uri"], "{got}");
+    assert_eq!(got["lineage"]["training_job_name"], "shared-rf", "{got}");
+    let metrics = call(
+        &on_b,
+        "get_training_metrics",
+        json!({"training_job_name": "shared-rf"}),
+    )
+    .await;
+    assert_eq!(metrics["status"], "completed", "{metrics}");
+    let loaded = call(
+        &on_b,
+        "load_model",
+        json!({"model_uri": trained["model_uri"]}),
+    )
+    .await;
+    assert_eq!(loaded["algorithm"], "random_forest", "{loaded}");
+    // A second registration on B takes the next version number.
+    let again = call(
+        &on_b,
+        "register_model",
+        json!({"model_name": "shared", "model_uri": trained["model_uri"]}),
+    )
+    .await;
+    assert_eq!(again["version"], 2, "{again}");
+    on_a.cancel().await.unwrap();
+    on_b.cancel().await.unwrap();
 }

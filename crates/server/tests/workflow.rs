@@ -593,61 +593,9 @@ async fn asl_export_is_accepted_by_step_functions() {
     assert!(text.starts_with("ACTIVE"), "{text}");
 }
 
-/// A fresh PostgreSQL schema through `psql`, dropped on drop; None (skipped loudly) without
-/// PostgreSQL, except in CI.
-struct PgSchema {
-    base: String,
-    name: String,
-}
-
-impl PgSchema {
-    fn create() -> Option<Self> {
-        let base = std::env::var("MLOPS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("wfq_{}", std::process::id());
-        let ok = std::process::Command::new("psql")
-            .args([
-                &base,
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"),
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PostgreSQL is required in CI ({base})"
-            );
-            eprintln!(
-                "\n!!! SKIPPING the two-server PostgreSQL test: cannot reach {base} with psql\n"
-            );
-            return None;
-        }
-        Some(Self { base, name })
-    }
-
-    fn url(&self) -> String {
-        format!("{}?options=-c%20search_path%3D{}", self.base, self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                &self.base,
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            ])
-            .status();
-    }
-}
-
 #[tokio::test]
 async fn two_servers_share_one_postgres_queue() {
-    let Some(schema) = PgSchema::create() else {
+    let Some(schema) = common::PgSchema::create("wfq") else {
         return;
     };
     let url = schema.url();
