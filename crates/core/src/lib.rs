@@ -18,6 +18,6 @@ pub use config::Config;
 pub use error::ToolError;
 pub use store::{ArtifactRef, ArtifactStore, StoreError};
 pub use tool::{
-    Annotations, Capability, ProgressFn, ToolContext, ToolDef, ToolImage, ToolOutput, ToolResponse,
-    ToolRouter, ToolSpec,
+    Annotations, Capability, PAGE_BYTES, ProgressFn, ToolContext, ToolDef, ToolImage, ToolOutput,
+    ToolResponse, ToolRouter, ToolSpec, fit_page,
 };

@@ -91,6 +91,25 @@ pub trait ToolResponse: Serialize + JsonSchema {
     }
 }
 
+/// The JSON size of one page of a paginated result: with its summary it stays well inside the
+/// server's 20 KB bound on a reply, so the server never has to cut a page (which would make its
+/// next offset wrong).
+pub const PAGE_BYTES: usize = 12_000;
+
+/// Cuts `items` to the longest prefix whose JSON fits in [`PAGE_BYTES`], keeping at least one item
+/// so that paging always moves on. Call it before computing the next offset.
+pub fn fit_page<T: Serialize>(items: &mut Vec<T>) {
+    let mut used = 0;
+    let fits = items
+        .iter()
+        .position(|item| {
+            used += serde_json::to_string(item).map_or(0, |s| s.len()) + 1;
+            used > PAGE_BYTES
+        })
+        .unwrap_or(items.len());
+    items.truncate(fits.max(1));
+}
+
 /// Reports progress of a long call: (progress, total, message).
 pub type ProgressFn = Arc<dyn Fn(f64, Option<f64>, Option<String>) + Send + Sync>;
 
@@ -205,6 +224,27 @@ impl ToolDef {
         Self::new(name, title, description, annotations, move |i, ctx| {
             handler(state.clone(), i, ctx)
         })
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    #[test]
+    fn a_page_keeps_the_items_that_fit_and_at_least_one() {
+        let mut small: Vec<u32> = (0..10).collect();
+        super::fit_page(&mut small);
+        assert_eq!(small.len(), 10);
+        let mut rows: Vec<String> = (0..100).map(|i| format!("{i:0>500}")).collect();
+        super::fit_page(&mut rows);
+        assert_eq!(rows.len(), super::PAGE_BYTES / 503);
+        assert_eq!(
+            rows[0],
+            format!("{:0>500}", 0),
+            "the first items are kept, in order"
+        );
+        let mut huge = vec!["x".repeat(50_000), "y".into()];
+        super::fit_page(&mut huge);
+        assert_eq!(huge.len(), 1);
     }
 }
 

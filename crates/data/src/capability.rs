@@ -21,9 +21,6 @@ use crate::validate::{Expectations, ValidationReport, validate};
 
 /// Most rows one `load_dataset` page asks for.
 const MAX_PAGE_ROWS: usize = 1000;
-/// The JSON size of one page of rows: a page stops early rather than pass it, so that a reply
-/// stays well inside the server's result bound with the column profile beside it.
-const PAGE_BYTES: usize = 12_000;
 
 /// Capability 1: Data Preparation.
 pub struct DataCapability {
@@ -247,14 +244,7 @@ async fn load_dataset(
         Vec::new()
     };
     let mut rows = head_rows(&df.slice(i.offset as i64, i.limit), i.limit);
-    let mut bytes = 0;
-    if let Some(cut) = rows.iter().position(|row| {
-        bytes += Value::Object(row.clone()).to_string().len() + 1;
-        bytes > PAGE_BYTES
-    }) {
-        // Always at least one row, so paging moves on.
-        rows.truncate(cut.max(1));
-    }
+    mlops_core::fit_page(&mut rows);
     let end = i.offset + rows.len();
     Ok(LoadDatasetOutput {
         dataset_uri: r.uri().into(),

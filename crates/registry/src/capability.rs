@@ -452,7 +452,8 @@ pub struct VersionPage {
 }
 
 impl VersionPage {
-    fn new(versions: Vec<ModelVersion>, total: i64, offset: i64) -> Self {
+    fn new(mut versions: Vec<ModelVersion>, total: i64, offset: i64) -> Self {
+        mlops_core::fit_page(&mut versions);
         let end = offset + versions.len() as i64;
         Self {
             total,

@@ -665,19 +665,30 @@ async fn two_servers_share_one_postgres_queue() {
             workers.insert(step["worker"].as_str().unwrap().to_string());
         }
     }
-    let versions = common::call(
-        &a,
-        "list_model_versions",
-        json!({"model_name": "wf-queue", "limit": 100}),
-    )
-    .await;
-    assert_eq!(versions.structured["total"], 20);
-    let mut numbers: Vec<i64> = versions.structured["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["version"].as_i64().unwrap())
-        .collect();
+    // Versions come in pages that fit the reply bound; follow next_offset.
+    let mut numbers: Vec<i64> = Vec::new();
+    let mut offset = Some(0);
+    while let Some(o) = offset {
+        let page = common::call(
+            &a,
+            "list_model_versions",
+            json!({"model_name": "wf-queue", "limit": 100, "offset": o}),
+        )
+        .await;
+        assert_eq!(page.structured["total"], 20);
+        assert!(
+            page.structured.get("truncated").is_none(),
+            "a page fits whole"
+        );
+        numbers.extend(
+            page.structured["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["version"].as_i64().unwrap()),
+        );
+        offset = page.structured["next_offset"].as_i64();
+    }
     numbers.sort();
     assert_eq!(numbers, (1..=20).collect::<Vec<_>>());
     let history = std::fs::read_dir(home.path().join("history-repo/training_history"))

@@ -66,10 +66,11 @@ impl Capability for WorkflowCapability {
                             "limit must be 1 to 100 and offset at least 0",
                         ));
                     }
-                    let (executions, total) = e
+                    let (mut executions, total) = e
                         .store()
                         .list(i.status, i.issue_number, i.limit, i.offset)
                         .await?;
+                    mlops_core::fit_page(&mut executions);
                     let next_offset = (i.offset + (executions.len() as i64) < total)
                         .then_some(i.offset + executions.len() as i64);
                     Ok::<_, ToolError>(ListReport {
