@@ -3,9 +3,11 @@
 //! Model versions with metrics, parameters, tags and lineage, numbered 1, 2, 3… per model name,
 //! in SQL through sqlx (SQLite by default; the same queries run on PostgreSQL). Version numbers are
 //! assigned inside the insert and protected by the primary key, so concurrent registrations retry
-//! rather than collide.
+//! rather than collide. [`SageMakerRegistry`] keeps the same registry on Amazon SageMaker Model
+//! Registry instead (`MLOPS_REGISTRY=sagemaker`).
 
 pub mod capability;
+pub mod sagemaker;
 pub mod sql;
 
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use capability::RegistryCapability;
+pub use sagemaker::SageMakerRegistry;
 pub use sql::SqlRegistry;
 
 /// Registry errors.

@@ -1,0 +1,19 @@
+//! mlops-aws: the server's AWS integrations, on a small signed client of its own.
+//!
+//! [`client`] signs and sends AWS JSON 1.1 and query-protocol calls (SigV4 through `aws-sigv4`,
+//! credentials from `object_store`'s AWS chain, retries with backoff). On it: [`secrets`] (Secrets
+//! Manager as a [`mlops_core::secrets::SecretProvider`]), [`logs`] (shipping the JSON log lines to
+//! CloudWatch Logs) and [`metrics`] (tool calls, errors and latency to CloudWatch metrics).
+
+pub mod client;
+pub mod logs;
+pub mod metrics;
+pub mod secrets;
+
+#[cfg(test)]
+mod mock;
+
+pub use client::{AwsClient, AwsConfig, AwsError, QueryClient, RetryPolicy, Service};
+pub use logs::{LogShipper, LogShipperOptions};
+pub use metrics::MetricsPublisher;
+pub use secrets::SecretsManager;
