@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Every setting the server reads. Build it with [`Config::from_env`] (or [`Config::from_map`] in tests).
 #[derive(Debug, Clone)]
@@ -19,13 +20,34 @@ pub struct Config {
     pub database_url: String,
     pub aws_region: String,
     pub s3_bucket: Option<String>,
-    /// KMS key id for server-side encryption of S3 writes.
+    /// KMS key id for server-side encryption of S3 writes (`MLOPS_S3_KMS_KEY_ID` or
+    /// `MLOPS_KMS_KEY_ID`).
     pub kms_key_id: Option<String>,
+    /// Prefix of the server's secrets in AWS Secrets Manager (`mlops/` → `mlops/github-token`).
     pub secrets_prefix: String,
+    /// Read secrets from AWS Secrets Manager too (`MLOPS_SECRETS_MANAGER`), after the environment
+    /// and the secrets file.
+    pub secrets_manager: bool,
+    /// A local secrets file (`MLOPS_SECRETS_FILE`): JSON or `KEY=value`, not readable by others.
+    pub secrets_file: Option<PathBuf>,
+    /// How long a secret read from a store is reused before it is read again (rotation).
+    pub secrets_ttl: Duration,
     pub log_level: String,
+    /// Ship the log lines to this CloudWatch Logs group as well as stderr.
     pub cloudwatch_log_group: Option<String>,
+    /// The log stream in that group (default `mlops-mcp`).
     pub cloudwatch_log_stream: Option<String>,
+    /// How often buffered log lines are sent to CloudWatch Logs.
+    pub cloudwatch_flush_interval: Duration,
+    /// Publish tool and job metrics to CloudWatch under this namespace (`CLOUDWATCH_METRICS=1`,
+    /// namespace `CLOUDWATCH_METRICS_NAMESPACE`, default `MLOpsMCP`); off when `None`.
+    pub cloudwatch_metrics_namespace: Option<String>,
+    /// How often metrics are published.
+    pub cloudwatch_metrics_interval: Duration,
     pub sagemaker_role_arn: Option<String>,
+    /// `MLOPS_REGISTRY=sagemaker`: model versions live in SageMaker Model Registry instead of the
+    /// database (which still holds jobs, the outbox and workflows).
+    pub sagemaker_registry: bool,
     /// Publish each tool's output schema in `tools/list`. Off by default: the schemas double the
     /// list's size (and a model's context) while clients read the structured content either way.
     pub tool_output_schemas: bool,
@@ -89,12 +111,33 @@ impl Config {
             database_url,
             aws_region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
             s3_bucket,
-            kms_key_id: get("MLOPS_KMS_KEY_ID"),
+            kms_key_id: get("MLOPS_S3_KMS_KEY_ID").or_else(|| get("MLOPS_KMS_KEY_ID")),
             secrets_prefix: get("MLOPS_SECRETS_PREFIX").unwrap_or_else(|| "mlops/".into()),
+            secrets_manager: is_on(get("MLOPS_SECRETS_MANAGER")),
+            secrets_file: get("MLOPS_SECRETS_FILE").map(PathBuf::from),
+            secrets_ttl: seconds(&get, "MLOPS_SECRETS_TTL_SECONDS", 300.0)?,
             log_level: get("LOG_LEVEL").unwrap_or_else(|| "INFO".into()),
             cloudwatch_log_group: get("CLOUDWATCH_LOG_GROUP"),
             cloudwatch_log_stream: get("CLOUDWATCH_LOG_STREAM"),
+            cloudwatch_flush_interval: seconds(&get, "CLOUDWATCH_FLUSH_SECONDS", 5.0)?,
+            cloudwatch_metrics_namespace: (is_on(get("CLOUDWATCH_METRICS"))
+                || get("CLOUDWATCH_METRICS_NAMESPACE").is_some())
+            .then(|| get("CLOUDWATCH_METRICS_NAMESPACE").unwrap_or_else(|| "MLOpsMCP".into())),
+            cloudwatch_metrics_interval: seconds(
+                &get,
+                "CLOUDWATCH_METRICS_INTERVAL_SECONDS",
+                60.0,
+            )?,
             sagemaker_role_arn: get("SAGEMAKER_ROLE_ARN"),
+            sagemaker_registry: match get("MLOPS_REGISTRY").as_deref() {
+                None | Some("sql") => false,
+                Some("sagemaker") => true,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "MLOPS_REGISTRY must be `sql` (the database, default) or `sagemaker`, got `{other}`"
+                    )));
+                }
+            },
             max_table_bytes: match get("MLOPS_MAX_TABLE_BYTES") {
                 Some(v) => v.parse().map_err(|_| {
                     ConfigError(format!(
@@ -103,19 +146,38 @@ impl Config {
                 })?,
                 None => half_of_memory(),
             },
-            tool_output_schemas: matches!(
-                get("MLOPS_TOOL_OUTPUT_SCHEMAS").as_deref(),
-                Some("1" | "true" | "yes")
-            ),
+            tool_output_schemas: is_on(get("MLOPS_TOOL_OUTPUT_SCHEMAS")),
             toolsets: get("MLOPS_TOOLSETS")
                 .filter(|v| !v.trim().is_empty())
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).collect()),
-            read_only: matches!(
-                get("MLOPS_READ_ONLY").as_deref(),
-                Some("1" | "true" | "yes")
-            ),
+            read_only: is_on(get("MLOPS_READ_ONLY")),
         })
     }
+}
+
+/// A switch: `1`, `true` or `yes` turn it on.
+fn is_on(value: Option<String>) -> bool {
+    matches!(value.as_deref(), Some("1" | "true" | "yes"))
+}
+
+/// A positive number of seconds (fractions allowed), or `default` when unset.
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: f64,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = get(name) else {
+        return Ok(Duration::from_secs_f64(default));
+    };
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{name} must be a number of seconds above 0 and at most 86400, got `{v}`"
+            ))
+        })
 }
 
 /// Half the machine's memory (from /proc/meminfo), or 4 GiB where that cannot be read.
@@ -149,6 +211,13 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
             path.display()
         ))
     })?;
+    parse_env_lines(&text)
+        .map_err(|n| ConfigError(format!("{}:{n}: expected KEY=VALUE", path.display())))
+}
+
+/// `KEY=VALUE` lines (blank lines, `#` comments and `export ` allowed; quotes stripped). The error
+/// is the number of the first malformed line: never its text, which may hold a secret.
+pub(crate) fn parse_env_lines(text: &str) -> Result<Vec<(String, String)>, usize> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -156,9 +225,7 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let (k, v) = line.split_once('=').ok_or_else(|| {
-            ConfigError(format!("{}:{}: expected KEY=VALUE", path.display(), n + 1))
-        })?;
+        let (k, v) = line.split_once('=').ok_or(n + 1)?;
         let v = v.trim().trim_matches('"').trim_matches('\'');
         out.push((k.trim().to_string(), v.to_string()));
     }
@@ -185,6 +252,33 @@ mod tests {
         assert_eq!(c.aws_region, "us-east-1");
         assert_eq!(c.secrets_prefix, "mlops/");
         assert_eq!(c.log_level, "INFO");
+        assert!(!c.secrets_manager);
+        assert_eq!(c.secrets_ttl, Duration::from_secs(300));
+        assert_eq!(c.cloudwatch_metrics_namespace, None);
+    }
+
+    #[test]
+    fn aws_integrations_are_switched_on_by_their_variables() {
+        let c = Config::from_map(&map(&[
+            ("MLOPS_SECRETS_MANAGER", "true"),
+            ("MLOPS_SECRETS_TTL_SECONDS", "0.5"),
+            ("CLOUDWATCH_METRICS", "1"),
+            ("CLOUDWATCH_FLUSH_SECONDS", "2"),
+            ("MLOPS_S3_KMS_KEY_ID", "alias/mlops"),
+        ]))
+        .unwrap();
+        assert!(c.secrets_manager);
+        assert_eq!(c.secrets_ttl, Duration::from_millis(500));
+        assert_eq!(c.cloudwatch_metrics_namespace.as_deref(), Some("MLOpsMCP"));
+        assert_eq!(c.cloudwatch_flush_interval, Duration::from_secs(2));
+        assert_eq!(c.kms_key_id.as_deref(), Some("alias/mlops"));
+        let e = Config::from_map(&map(&[("CLOUDWATCH_FLUSH_SECONDS", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CLOUDWATCH_FLUSH_SECONDS must be a number of seconds"),
+            "{e}"
+        );
     }
 
     #[test]

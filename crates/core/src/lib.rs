@@ -1,15 +1,17 @@
 //! mlops-core: what every capability shares.
 //!
-//! Configuration, the error kinds a tool can report, JSON logging with secret masking, the artifact
-//! store (a local folder or S3, with client paths confined to the artifact root), the checksummed
-//! model artifact format, and the `Capability`/`ToolRouter` pair through which every tool is called
-//! (by MCP clients, the CLI and the workflow alike).
+//! Configuration, secrets (a provider chain with a TTL cache), the error kinds a tool can report,
+//! JSON logging with secret masking, the artifact store (a local folder or S3, with client paths
+//! confined to the artifact root), the checksummed model artifact format, and the
+//! `Capability`/`ToolRouter` pair through which every tool is called (by MCP clients, the CLI and
+//! the workflow alike).
 
 pub mod artifact;
 pub mod config;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod secrets;
 pub mod store;
 pub mod tool;
 

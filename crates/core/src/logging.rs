@@ -190,13 +190,21 @@ where
 /// Installs the JSON layer on stderr as the global subscriber. `level` is the specification's
 /// `LOG_LEVEL` (ERROR, WARN, INFO, DEBUG, TRACE); `RUST_LOG`, when set, takes precedence.
 pub fn init(service: &str, level: &str) {
+    init_with_sink(
+        service,
+        level,
+        Arc::new(Mutex::new(Box::new(std::io::stderr()))),
+    );
+}
+
+/// As [`init`], writing the lines to `sink` (e.g. one that copies them to CloudWatch Logs too).
+pub fn init_with_sink(service: &str, level: &str, sink: LogSink) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let level = level.to_ascii_lowercase();
         EnvFilter::new(format!(
             "{level},rmcp=warn,sqlx=warn,hyper=warn,reqwest=warn,polars=warn"
         ))
     });
-    let sink: LogSink = Arc::new(Mutex::new(Box::new(std::io::stderr())));
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(JsonLayer::new(service, sink))

@@ -1,5 +1,6 @@
 //! Tool-call counters and latency histograms, rendered as Prometheus text. The router records
-//! every call; the HTTP server serves the text at `/metrics`.
+//! every call; the HTTP server serves the text at `/metrics`, and a publisher (CloudWatch) can take
+//! per-period totals with [`ToolMetrics::take_window`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,11 +18,23 @@ struct Latency {
     sum_seconds: f64,
 }
 
+/// One tool's calls since the previous [`ToolMetrics::take_window`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolWindow {
+    pub calls: u64,
+    /// Calls whose outcome was not `success`.
+    pub errors: u64,
+    pub latency_sum: Duration,
+    pub latency_min: Duration,
+    pub latency_max: Duration,
+}
+
 /// Calls by (tool, outcome) and latency by tool.
 #[derive(Default)]
 pub struct ToolMetrics {
     calls: Mutex<BTreeMap<(String, &'static str), u64>>,
     latency: Mutex<BTreeMap<String, Latency>>,
+    window: Mutex<BTreeMap<String, ToolWindow>>,
 }
 
 impl ToolMetrics {
@@ -41,6 +54,24 @@ impl ToolMetrics {
         }
         l.count += 1;
         l.sum_seconds += seconds;
+        drop(latency);
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let w = window.entry(tool.to_string()).or_default();
+        w.latency_min = if w.calls == 0 {
+            took
+        } else {
+            w.latency_min.min(took)
+        };
+        w.latency_max = w.latency_max.max(took);
+        w.calls += 1;
+        w.errors += u64::from(outcome != "success");
+        w.latency_sum += took;
+    }
+
+    /// Each tool's calls since the previous call of this method (or since start), and a fresh
+    /// window. Meant for one periodic publisher.
+    pub fn take_window(&self) -> BTreeMap<String, ToolWindow> {
+        std::mem::take(&mut *self.window.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Appends the Prometheus text of the counters and histograms.
@@ -101,5 +132,29 @@ mod tests {
             "mlops_tool_call_duration_seconds_bucket{tool=\"load_dataset\",le=\"0.1\"} 3"
         ));
         assert!(text.contains("mlops_tool_call_duration_seconds_count{tool=\"load_dataset\"} 3"));
+    }
+
+    #[test]
+    fn windows_hold_the_calls_since_the_last_take() {
+        let m = ToolMetrics::default();
+        m.record("train", "success", Duration::from_millis(30));
+        m.record("train", "validation", Duration::from_millis(10));
+        let w = m.take_window();
+        assert_eq!(
+            w["train"],
+            ToolWindow {
+                calls: 2,
+                errors: 1,
+                latency_sum: Duration::from_millis(40),
+                latency_min: Duration::from_millis(10),
+                latency_max: Duration::from_millis(30),
+            }
+        );
+        assert!(m.take_window().is_empty());
+        m.record("train", "success", Duration::from_millis(5));
+        assert_eq!(m.take_window()["train"].calls, 1);
+        let mut text = String::new();
+        m.render(&mut text);
+        assert!(text.contains("mlops_tool_calls_total{tool=\"train\",outcome=\"success\"} 2"));
     }
 }

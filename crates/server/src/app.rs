@@ -1,16 +1,33 @@
 //! Builds the server's services and its tool router from the configuration.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use mlops_aws::metrics::{Datum, PublisherHandle, tool_data};
+use mlops_aws::{AwsConfig, MetricsPublisher, SecretsManager};
+use mlops_core::secrets::{EnvSecrets, FileSecrets, SecretChain, SecretProvider};
 use mlops_core::{ArtifactStore, Capability, Config, ToolRouter};
 use mlops_data::DataCapability;
 use mlops_eval::EvaluationCapability;
 use mlops_github::{GithubCapability, GithubConfig, Repository, repository_from_config};
-use mlops_notify::{Notifier, NotifyCapability};
-use mlops_registry::{RegistryCapability, SqlRegistry};
+use mlops_notify::{Notifier, NotifyCapability, NotifyConfig, Outbox};
+use mlops_registry::{Registry, RegistryCapability, SageMakerRegistry, SqlRegistry};
 use mlops_train::{JobManager, TrainingCapability};
 use mlops_workflow::{EngineConfig, WorkflowCapability, WorkflowEngine, WorkflowStore};
+
+/// The settings that are secrets: read through the secret chain (the environment, then
+/// `MLOPS_SECRETS_FILE`, then AWS Secrets Manager as `<MLOPS_SECRETS_PREFIX><name-in-kebab-case>`,
+/// e.g. `mlops/github-token`) once at start-up.
+pub const SECRET_NAMES: [&str; 7] = [
+    "GITHUB_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
+    "SLACK_WEBHOOK_URL",
+    "SLACK_BOT_TOKEN",
+    "SMTP_PASSWORD",
+    "TEAMS_WEBHOOK_URL",
+    "DISCORD_WEBHOOK_URL",
+];
 
 /// Everything a running server holds.
 pub struct App {
@@ -43,13 +60,32 @@ impl App {
                     mlops_core::config::redact_url(&config.database_url)
                 )
             })?;
+        // The environment, with the secrets from wherever the chain found them.
+        let mut settings: BTreeMap<String, String> = std::env::vars().collect();
+        let secrets = secret_chain(&config)?;
+        settings.extend(
+            secrets.resolve(&SECRET_NAMES).await.with_context(|| {
+                format!("reading secrets from {}", secrets.describe().join(", "))
+            })?,
+        );
         // A misconfigured channel (a bad webhook URL, an invalid address) stops start-up with a
         // message naming the setting, never its value.
-        let notifier =
-            Notifier::on_pool(&config.home, &config.database_url, registry.pool().clone())
+        let notifier = {
+            let mut values = settings.clone();
+            values.insert("MLOPS_HOME".into(), config.home.display().to_string());
+            values.insert("MLOPS_DATABASE_URL".into(), config.database_url.clone());
+            let notify_config =
+                NotifyConfig::from_map(&values).context("configuring notifications")?;
+            let outbox = Outbox::from_pool(registry.pool().clone())
                 .await
-                .context("configuring notifications")?;
-        let github = GithubConfig::from_env(&config.home).context("configuring GitHub")?;
+                .context("opening the notification outbox")?;
+            Arc::new(
+                Notifier::with_outbox(notify_config, outbox)
+                    .context("configuring notifications")?,
+            )
+        };
+        let github =
+            GithubConfig::from_map(&settings, &config.home).context("configuring GitHub")?;
         let repository = repository_from_config(&github)
             .await
             .context("opening the repository for training history")?;
@@ -68,11 +104,23 @@ impl App {
         let jobs = JobManager::with_database(registry.pool().clone())
             .await
             .context("opening the training job records")?;
+        let models: Arc<dyn Registry> = if config.sagemaker_registry {
+            let sagemaker = SageMakerRegistry::from_env()
+                .context("configuring the SageMaker registry (MLOPS_REGISTRY=sagemaker)")?;
+            // One cheap read, so bad credentials or a wrong region fail at start-up.
+            sagemaker
+                .check()
+                .await
+                .context("reaching SageMaker Model Registry (MLOPS_REGISTRY=sagemaker)")?;
+            Arc::new(sagemaker)
+        } else {
+            Arc::new(registry)
+        };
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
             TrainingCapability::new(store.clone(), jobs),
             EvaluationCapability::new(store.clone()),
-            RegistryCapability::new(Arc::new(registry), store.clone()),
+            RegistryCapability::new(models, store.clone()),
             NotifyCapability::new(notifier.clone()),
             GithubCapability::new(repository.clone()),
             WorkflowCapability::new(workflows.clone()),
@@ -96,6 +144,68 @@ impl App {
             db,
         })
     }
+
+    /// With `CLOUDWATCH_METRICS` on, publishes every interval: tool calls, errors and latency by
+    /// tool, and workflow executions and training jobs by status (from the shared database).
+    pub fn start_metrics_publisher(&self) -> anyhow::Result<Option<PublisherHandle>> {
+        let Some(namespace) = &self.config.cloudwatch_metrics_namespace else {
+            return Ok(None);
+        };
+        let aws = AwsConfig::from_env().context("CLOUDWATCH_METRICS is on")?;
+        let router = self.router.clone();
+        let db = self.db.clone();
+        let collect = move || {
+            let router = router.clone();
+            let db = db.clone();
+            async move {
+                let mut data = tool_data(&router.metrics().take_window());
+                data.extend(status_counts(&db).await);
+                data
+            }
+        };
+        Ok(Some(
+            MetricsPublisher::new(&aws, namespace)
+                .spawn(self.config.cloudwatch_metrics_interval, collect),
+        ))
+    }
+}
+
+/// The secret sources the configuration turns on, in the order they are asked.
+fn secret_chain(config: &Config) -> anyhow::Result<SecretChain> {
+    let mut providers: Vec<Arc<dyn SecretProvider>> = vec![Arc::new(EnvSecrets::from_env())];
+    if let Some(path) = &config.secrets_file {
+        providers.push(Arc::new(FileSecrets::open(path)?));
+    }
+    if config.secrets_manager {
+        let aws = AwsConfig::from_env().context("MLOPS_SECRETS_MANAGER is on")?;
+        providers.push(Arc::new(SecretsManager::new(&aws, &config.secrets_prefix)));
+    }
+    Ok(SecretChain::new(providers, config.secrets_ttl))
+}
+
+/// `WorkflowExecutions` and `TrainingJobs` by `Status`: how many are in each state now.
+async fn status_counts(db: &sqlx::AnyPool) -> Vec<Datum> {
+    let queries = [
+        (
+            "WorkflowExecutions",
+            "SELECT status, COUNT(*) FROM workflow_executions GROUP BY status",
+        ),
+        (
+            "TrainingJobs",
+            "SELECT status, COUNT(*) FROM training_jobs GROUP BY status",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (metric, sql) in queries {
+        match sqlx::query_as::<_, (String, i64)>(sql).fetch_all(db).await {
+            Ok(rows) => out.extend(
+                rows.into_iter()
+                    .map(|(status, n)| Datum::count(metric, &[("Status", &status)], n as f64)),
+            ),
+            Err(e) => tracing::warn!(metric, error = %e, "could not count for CloudWatch"),
+        }
+    }
+    out
 }
 
 /// The workflow lease: how long a crashed server's execution waits before another takes it over.

@@ -1,10 +1,14 @@
 //! `mlops-mcp`: one MCP server for the whole MLOps pipeline.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mlops_aws::{AwsConfig, LogShipper, LogShipperOptions};
 use mlops_core::Config;
+use mlops_core::logging::LogSink;
 use mlops_data::io::{TableFormat, encode};
 use mlops_data::synthetic::{SyntheticKind, generate};
 use mlops_mcp::app::App;
@@ -102,6 +106,9 @@ enum DatasetsCommand {
     },
 }
 
+/// How long the last log lines and metrics may take to leave when the server stops.
+const FLUSH_AT_EXIT: Duration = Duration::from_secs(10);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -109,8 +116,40 @@ async fn main() -> anyhow::Result<()> {
     // A command run by a person prints its own summary: its logs default to warnings.
     let quiet = matches!(cli.command, Some(Command::RunIssue { .. }))
         && std::env::var_os("LOG_LEVEL").is_none();
-    mlops_core::logging::init("mlops-mcp", if quiet { "WARN" } else { &config.log_level });
+    let level = if quiet { "WARN" } else { &config.log_level };
+    let shipper = match &config.cloudwatch_log_group {
+        Some(group) => {
+            let aws = AwsConfig::from_env().context("CLOUDWATCH_LOG_GROUP is set")?;
+            let stream = config
+                .cloudwatch_log_stream
+                .as_deref()
+                .unwrap_or("mlops-mcp");
+            let mut options = LogShipperOptions::new(group, stream);
+            options.flush_interval = config.cloudwatch_flush_interval;
+            let shipper = LogShipper::start(&aws, options);
+            let sink: LogSink = Arc::new(Mutex::new(Box::new(
+                shipper.writer(Box::new(std::io::stderr())),
+            )));
+            mlops_core::logging::init_with_sink("mlops-mcp", level, sink);
+            Some(shipper)
+        }
+        None => {
+            mlops_core::logging::init("mlops-mcp", level);
+            None
+        }
+    };
+    let result = run(cli, config).await;
+    if let Some(shipper) = shipper {
+        if let Err(e) = &result {
+            // Also in CloudWatch: a server that stops should say why where it is watched.
+            tracing::error!(error = format!("{e:#}"), "mlops-mcp stopped with an error");
+        }
+        shipper.shutdown(FLUSH_AT_EXIT).await;
+    }
+    result
+}
 
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     if cli.list_tools {
         let app = App::build(config).await?;
         if cli.markdown {
@@ -138,7 +177,11 @@ async fn main() -> anyhow::Result<()> {
             // Checked before anything opens: a refused setting fails fast.
             let options = HttpOptions::from_env(addr, allow_unauthenticated)?;
             let app = App::build(config).await?;
+            let metrics = app.start_metrics_publisher()?;
             mlops_mcp::http::serve(app, options, mlops_mcp::http::shutdown_signal()).await?;
+            if let Some(m) = metrics {
+                m.shutdown(FLUSH_AT_EXIT).await;
+            }
         }
         Command::Serve { http: None, .. } => {
             let app = App::build(config).await?;
@@ -150,13 +193,18 @@ async fn main() -> anyhow::Result<()> {
             let output_schemas = app.config.tool_output_schemas;
             let notify_worker = app.notifier.start_worker();
             let workflow_worker = app.workflows.start_worker();
+            let metrics = app.start_metrics_publisher()?;
             let service = McpServer::new(app.exposed.clone(), output_schemas)
                 .with_resources(app.store.clone())
+                .with_history(app.repository.clone())
                 .serve(rmcp::transport::stdio())
                 .await?;
             service.waiting().await?;
             workflow_worker.stop().await;
             notify_worker.stop().await;
+            if let Some(m) = metrics {
+                m.shutdown(FLUSH_AT_EXIT).await;
+            }
         }
         Command::Demo {
             rows,
@@ -196,7 +244,6 @@ async fn main() -> anyhow::Result<()> {
                 Some("parquet") => TableFormat::Parquet,
                 Some("csv") => TableFormat::Csv,
                 _ => anyhow::bail!("--out must end in .csv or .parquet"),
-                .with_history(app.repository.clone())
             };
             let mut df = generate(kind, rows, seed)?;
             let bytes = encode(&mut df, format)?;

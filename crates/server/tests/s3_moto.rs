@@ -1,5 +1,6 @@
-//! Artifacts on S3: the server with its artifact root in a bucket of a local moto server (the AWS
-//! stand-in), reading local data, writing processed data with SSE-KMS, and reading it back.
+//! AWS through a local moto server (the AWS stand-in): artifacts on S3 (the artifact root in a
+//! bucket, processed data written with SSE-KMS and read back), and the model registry on SageMaker
+//! Model Registry (`MLOPS_REGISTRY=sagemaker`) behind the same tools.
 //! moto is started here; without `moto_server` the test is skipped loudly, except in CI.
 
 mod common;
@@ -143,5 +144,88 @@ async fn processed_data_round_trips_through_s3_with_kms() {
         !missing_key.text.contains("testing"),
         "credentials must not leak: {}",
         missing_key.text
+    );
+}
+
+#[tokio::test]
+async fn the_registry_tools_work_on_sagemaker() {
+    let Some(moto) = common::start_moto() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let env = [
+        ("MLOPS_REGISTRY", "sagemaker"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let client = common::Server::connect_with(home.path(), &env).await;
+    let status = std::process::Command::new(common::BIN)
+        .args([
+            "datasets",
+            "generate",
+            "classification",
+            "--rows",
+            "400",
+            "--out",
+        ])
+        .arg(home.path().join("datasets/c.csv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let trained = common::call(
+        &client,
+        "train_supervised_classifier",
+        json!({"algorithm": "random_forest", "train_data_uri": "datasets/c.csv",
+               "target_column": "label", "training_job_name": "sm-rf",
+               "hyperparameters": {"n_estimators": 10}}),
+    )
+    .await;
+    assert!(!trained.is_error, "{}", trained.text);
+    let model_uri = trained.structured["model_uri"].clone();
+    for expected in 1..=2 {
+        let r = common::call(
+            &client,
+            "register_model",
+            json!({"model_name": "churn-sm", "model_uri": model_uri, "metrics": {"accuracy": 0.9}}),
+        )
+        .await;
+        assert!(!r.is_error, "{}", r.text);
+        assert_eq!(r.structured["version"], expected, "{}", r.structured);
+    }
+    let approved = common::call(
+        &client,
+        "set_model_approval",
+        json!({"model_name": "churn-sm", "version": 2, "approval_status": "Approved"}),
+    )
+    .await;
+    assert!(!approved.is_error, "{}", approved.text);
+    let got = common::call(
+        &client,
+        "get_model_version",
+        json!({"model_name": "churn-sm", "version": 2}),
+    )
+    .await;
+    assert_eq!(
+        got.structured["approval_status"], "Approved",
+        "{}",
+        got.structured
+    );
+    assert_eq!(got.structured["metrics"]["accuracy"], 0.9);
+    let found = common::call(&client, "search_models", json!({"name_pattern": "churn-*"})).await;
+    assert_eq!(found.structured["total"], 2, "{}", found.structured);
+    // SageMaker's naming rule is explained, not hidden behind an AWS error.
+    let bad = common::call(
+        &client,
+        "register_model",
+        json!({"model_name": "churn_sm", "model_uri": model_uri}),
+    )
+    .await;
+    assert!(
+        bad.is_error && bad.text.contains("SageMaker"),
+        "{}",
+        bad.text
     );
 }
