@@ -13,7 +13,7 @@ use mlops_eval::EvaluationCapability;
 use mlops_github::{GithubCapability, GithubConfig, Repository, repository_from_config};
 use mlops_notify::{Notifier, NotifyCapability, NotifyConfig, Outbox};
 use mlops_registry::{Registry, RegistryCapability, SageMakerRegistry, SqlRegistry};
-use mlops_train::{JobManager, TrainingCapability};
+use mlops_train::{Backend, JobManager, TrainingCapability};
 use mlops_workflow::{EngineConfig, WorkflowCapability, WorkflowEngine, WorkflowStore};
 
 /// The settings that are secrets: read through the secret chain (the environment, then
@@ -104,6 +104,8 @@ impl App {
         let jobs = JobManager::with_database(registry.pool().clone())
             .await
             .context("opening the training job records")?;
+        let training_backend =
+            Backend::from_map(&settings, &store).context("configuring the training backend")?;
         let models: Arc<dyn Registry> = if config.sagemaker_registry {
             let sagemaker = SageMakerRegistry::from_env()
                 .context("configuring the SageMaker registry (MLOPS_REGISTRY=sagemaker)")?;
@@ -118,7 +120,7 @@ impl App {
         };
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
-            TrainingCapability::new(store.clone(), jobs),
+            TrainingCapability::with_backend(store.clone(), jobs, training_backend),
             EvaluationCapability::new(store.clone()),
             RegistryCapability::new(models, store.clone()),
             NotifyCapability::new(notifier.clone()),

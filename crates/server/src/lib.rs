@@ -11,3 +11,4 @@ pub mod limits;
 pub mod mcp;
 pub mod run_issue;
 pub mod surface;
+pub mod train_worker;

@@ -79,6 +79,14 @@ enum Command {
         #[command(subcommand)]
         command: WorkflowCommand,
     },
+    /// Run one training job from its spec in the artifact store and write its result beside it:
+    /// what a Ray or SageMaker training job runs (MLOPS_TRAINING_BACKEND). Exits non-zero when
+    /// the training failed.
+    TrainWorker {
+        /// The job's spec, e.g. s3://bucket/jobs/<job>/spec.json.
+        #[arg(long)]
+        spec: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -225,6 +233,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let app = App::build(config).await?;
             mlops_mcp::run_issue::run(&app, &file, auto_approve).await?;
         }
+        Command::TrainWorker { spec } => mlops_mcp::train_worker::run(&config, &spec).await?,
         Command::Workflow {
             command: WorkflowCommand::ExportAsl { function_prefix },
         } => {

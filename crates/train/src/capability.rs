@@ -6,35 +6,41 @@ use mlops_core::{
     Annotations, ArtifactStore, Capability, ModelArtifact, ModelManifest, ToolContext, ToolDef,
     ToolError, ToolResponse,
 };
-use mlops_data::pipeline::TaskType;
-use polars::prelude::Column;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use crate::backend::Backend;
 use crate::error::TrainError;
 use crate::jobs::{JobManager, JobSnapshot, JobStatus, MetricPoint};
-use crate::matrix::Matrix;
 use crate::model::TrainedModel;
-use crate::params::{
-    DbscanParams, KMeansParams, LinearParams, LogisticParams, PcaParams, RandomForestParams,
-    TsneParams, XgboostParams, decode,
-};
-use crate::runner::{
-    HISTORY_BLOB, JobOptions, check_job_name, manifest, run_blocking, save_model, start_job,
-};
-use crate::supervised::{Labels, Supervised, prepare, prepare_supervised, score};
-use crate::unsupervised::{Clustering, Reduction, embedding_columns, write_rows};
+use crate::runner::{HISTORY_BLOB, JobOptions, check_job_name, start_job};
+use crate::spec::{SPEC_VERSION, Task, TrainingSpec, execute};
 
 /// Capability 2: ML Training.
 pub struct TrainingCapability {
-    store: ArtifactStore,
-    jobs: Arc<JobManager>,
+    shared: Shared,
 }
 
 impl TrainingCapability {
+    /// Training in this process.
     pub fn new(store: ArtifactStore, jobs: Arc<JobManager>) -> Arc<Self> {
-        Arc::new(Self { store, jobs })
+        Self::with_backend(store, jobs, Backend::Local)
+    }
+
+    /// Training where `backend` says (see [`Backend::from_map`]).
+    pub fn with_backend(
+        store: ArtifactStore,
+        jobs: Arc<JobManager>,
+        backend: Backend,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            shared: Shared {
+                store,
+                jobs,
+                backend,
+            },
+        })
     }
 }
 
@@ -43,6 +49,45 @@ impl TrainingCapability {
 struct Shared {
     store: ArtifactStore,
     jobs: Arc<JobManager>,
+    backend: Backend,
+}
+
+impl Shared {
+    /// Starts the job `spec` describes on the configured backend; its settings are checked first.
+    async fn train(
+        self,
+        spec: TrainingSpec,
+        opts: JobOptions,
+        ctx: ToolContext,
+    ) -> Result<JobReport, TrainError> {
+        let plan = spec.plan()?;
+        let algorithm = spec.task.algorithm_name();
+        let store = self.store.clone();
+        let snapshot = match self.backend {
+            Backend::Local => {
+                start_job(&self.store, &self.jobs, &opts, algorithm, |job, name| {
+                    let spec = TrainingSpec {
+                        training_job_name: name,
+                        ..spec
+                    };
+                    execute(store, spec, plan, job, ctx, opts.clone())
+                })
+                .await?
+            }
+            Backend::Remote(remote) => {
+                let spec = remote.prepare(&self.store, spec)?;
+                start_job(&self.store, &self.jobs, &opts, algorithm, |job, name| {
+                    let spec = TrainingSpec {
+                        training_job_name: name,
+                        ..spec
+                    };
+                    remote.run(store, spec, job, ctx, opts.clone())
+                })
+                .await?
+            }
+        };
+        Ok(JobReport(snapshot))
+    }
 }
 
 impl Capability for TrainingCapability {
@@ -51,10 +96,7 @@ impl Capability for TrainingCapability {
     }
 
     fn tools(&self) -> Vec<ToolDef> {
-        let shared = Shared {
-            store: self.store.clone(),
-            jobs: self.jobs.clone(),
-        };
+        let shared = self.shared.clone();
         vec![
             ToolDef::with(
                 shared.clone(),
@@ -63,21 +105,8 @@ impl Capability for TrainingCapability {
                 "Train a classification model (random_forest, xgboost = gradient-boosted trees, logistic_regression) as a named job; saved under `models/<training_job_name>/` with its preprocessing pipeline. `train_data_uri`: data from `preprocess_supervised` (its pipeline is found beside it) or raw data with `target_column`. Settings go in `hyperparameters` (defaults as in scikit-learn/XGBoost). Reports train and validation accuracy, metrics history, feature importances. With `wait: false` it returns at once; follow it with `get_training_metrics`. Example: {\"algorithm\":\"xgboost\",\"train_data_uri\":\"processed/iris/train.csv\",\"hyperparameters\":{\"n_estimators\":200,\"max_depth\":6}}",
                 Annotations::WRITES,
                 |s, i: TrainClassifierInput, ctx| async move {
-                    let algorithm = match i.algorithm {
-                        ClassifierAlgorithm::RandomForest => Supervised::RandomForest(
-                            decode::<RandomForestParams>("random_forest", &i.hyperparameters)?
-                                .validate(i.seed, true)?,
-                        ),
-                        ClassifierAlgorithm::Xgboost => Supervised::Gbdt(
-                            decode::<XgboostParams>("xgboost", &i.hyperparameters)?
-                                .validate(i.seed)?,
-                        ),
-                        ClassifierAlgorithm::LogisticRegression => Supervised::Logistic(
-                            decode::<LogisticParams>("logistic_regression", &i.hyperparameters)?
-                                .validate()?,
-                        ),
-                    };
-                    train_supervised(s, i, algorithm, TaskType::Classification, ctx).await
+                    let spec = i.spec(Task::Classifier(i.algorithm));
+                    s.train(spec, i.options(), ctx).await
                 },
             )
             .long_running(),
@@ -88,22 +117,8 @@ impl Capability for TrainingCapability {
                 "Train a regression model (numeric target: linear with optional ridge/lasso penalty, xgboost = gradient-boosted trees, random_forest) as a named job; same inputs as train_supervised_classifier. Reports train and validation R², metrics history, feature importances. Example: {\"algorithm\":\"linear\",\"train_data_uri\":\"processed/houses/train.csv\",\"hyperparameters\":{\"penalty\":\"ridge\",\"alpha\":0.5}}",
                 Annotations::WRITES,
                 |s, i: TrainRegressorInput, ctx| async move {
-                    let algorithm = match i.algorithm {
-                        RegressorAlgorithm::RandomForest => Supervised::RandomForest(
-                            decode::<RandomForestParams>("random_forest", &i.hyperparameters)?
-                                .validate(i.seed, false)?,
-                        ),
-                        RegressorAlgorithm::Xgboost => Supervised::Gbdt(
-                            decode::<XgboostParams>("xgboost", &i.hyperparameters)?
-                                .validate(i.seed)?,
-                        ),
-                        RegressorAlgorithm::Linear => {
-                            let (penalty, alpha, max_iter) =
-                                decode::<LinearParams>("linear", &i.hyperparameters)?.validate()?;
-                            Supervised::Linear(penalty, alpha, max_iter)
-                        }
-                    };
-                    train_supervised(s, i, algorithm, TaskType::Regression, ctx).await
+                    let spec = i.spec(Task::Regressor(i.algorithm));
+                    s.train(spec, i.options(), ctx).await
                 },
             )
             .long_running(),
@@ -113,7 +128,10 @@ impl Capability for TrainingCapability {
                 "Train a clustering model",
                 "Cluster rows (kmeans, dbscan) as a named job. kmeans takes `n_clusters`, or `k_min`/`k_max` to pick k by the best silhouette; dbscan takes `eps` and `min_samples`. Saves the model under `models/<training_job_name>/` and each row's cluster to `results/<training_job_name>/clusters.csv`; reports silhouette, Davies–Bouldin and Calinski–Harabasz. `data_uri`: data from `preprocess_unsupervised`, or raw data (numeric columns are scaled, text one-hot encoded). Example: {\"algorithm\":\"kmeans\",\"data_uri\":\"data/customers.csv\",\"hyperparameters\":{\"k_min\":2,\"k_max\":8}}",
                 Annotations::WRITES,
-                |s, i: ClusteringInput, ctx| async move { train_clustering(s, i, ctx).await },
+                |s, i: ClusteringInput, ctx| async move {
+                    let spec = i.spec(Task::Clustering(i.algorithm));
+                    s.train(spec, i.options(), ctx).await
+                },
             )
             .long_running(),
             ToolDef::with(
@@ -122,7 +140,10 @@ impl Capability for TrainingCapability {
                 "Reduce dimensions",
                 "Project rows to fewer dimensions as a named job: pca (`n_components`; reports explained variance; the saved model transforms new data) or tsne (2-D/3-D embedding for plots; `perplexity`). The coordinates go to `results/<training_job_name>/embedding.csv`. Example: {\"algorithm\":\"pca\",\"data_uri\":\"data/customers.csv\",\"hyperparameters\":{\"n_components\":3}}",
                 Annotations::WRITES,
-                |s, i: ReductionInput, ctx| async move { train_reduction(s, i, ctx).await },
+                |s, i: ReductionInput, ctx| async move {
+                    let spec = i.spec(Task::Reduction(i.algorithm));
+                    s.train(spec, i.options(), ctx).await
+                },
             )
             .long_running(),
             ToolDef::with(
@@ -180,7 +201,7 @@ impl Capability for TrainingCapability {
 }
 
 /// The regression algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RegressorAlgorithm {
     /// Least squares; `penalty: ridge|lasso` for regularisation.
@@ -192,7 +213,7 @@ pub enum RegressorAlgorithm {
 }
 
 /// The classification algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClassifierAlgorithm {
     /// A bagged ensemble of decision trees.
@@ -254,7 +275,7 @@ pub type TrainClassifierInput = TrainInput<ClassifierAlgorithm>;
 pub type TrainRegressorInput = TrainInput<RegressorAlgorithm>;
 
 /// The clustering algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClusteringAlgorithm {
     Kmeans,
@@ -262,7 +283,7 @@ pub enum ClusteringAlgorithm {
 }
 
 /// The dimension-reduction algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReductionAlgorithm {
     Pca,
@@ -317,6 +338,42 @@ macro_rules! job_options {
     )*};
 }
 job_options!(TrainInput, UnsupervisedInput);
+
+impl<A> TrainInput<A> {
+    /// The job as a spec; its name is filled in when the job starts.
+    fn spec(&self, task: Task) -> TrainingSpec {
+        TrainingSpec {
+            spec_version: SPEC_VERSION,
+            task,
+            training_job_name: String::new(),
+            data_uri: self.train_data_uri.clone(),
+            target_column: self.target_column.clone(),
+            pipeline_uri: self.pipeline_uri.clone(),
+            validation_data_uri: self.validation_data_uri.clone(),
+            hyperparameters: self.hyperparameters.clone(),
+            seed: self.seed,
+            max_runtime_seconds: self.max_runtime_seconds,
+        }
+    }
+}
+
+impl<A> UnsupervisedInput<A> {
+    /// The job as a spec; its name is filled in when the job starts.
+    fn spec(&self, task: Task) -> TrainingSpec {
+        TrainingSpec {
+            spec_version: SPEC_VERSION,
+            task,
+            training_job_name: String::new(),
+            data_uri: self.data_uri.clone(),
+            target_column: None,
+            pipeline_uri: self.pipeline_uri.clone(),
+            validation_data_uri: None,
+            hyperparameters: self.hyperparameters.clone(),
+            seed: self.seed,
+            max_runtime_seconds: self.max_runtime_seconds,
+        }
+    }
+}
 
 pub type ClusteringInput = UnsupervisedInput<ClusteringAlgorithm>;
 pub type ReductionInput = UnsupervisedInput<ReductionAlgorithm>;
@@ -388,267 +445,6 @@ impl ToolResponse for JobReport {
         }
         s
     }
-}
-
-/// Feature names with their importances, largest first (the top 20).
-fn top_importances(names: &[String], importances: Option<Vec<f64>>) -> Value {
-    let Some(importances) = importances else {
-        return Value::Null;
-    };
-    let mut pairs: Vec<(&String, f64)> = names.iter().zip(importances).collect();
-    pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
-    json!(
-        pairs
-            .iter()
-            .take(20)
-            .map(|(f, v)| json!({"feature": f, "importance": v}))
-            .collect::<Vec<_>>()
-    )
-}
-
-async fn train_supervised<A: Send + 'static>(
-    s: Shared,
-    i: TrainInput<A>,
-    algorithm: Supervised,
-    task: TaskType,
-    ctx: ToolContext,
-) -> Result<JobReport, TrainError> {
-    let opts = i.options();
-    let algorithm_name = match (&algorithm, task) {
-        (Supervised::RandomForest(_), _) => "random_forest",
-        (Supervised::Gbdt(_), _) => "xgboost",
-        (Supervised::Logistic(_), _) => "logistic_regression",
-        (Supervised::Linear(..), _) => "linear",
-    };
-    let store = s.store.clone();
-    let snapshot = start_job(
-        &s.store,
-        &s.jobs,
-        &opts,
-        algorithm_name,
-        |job, name| async move {
-            let (prepared, spec) = prepare_supervised(
-                &store,
-                &i.train_data_uri,
-                i.target_column.as_deref(),
-                i.pipeline_uri.as_deref(),
-                task,
-            )
-            .await?;
-            let pipeline = prepared.pipeline;
-            let x = Matrix::from_frame(&prepared.frame, &pipeline.feature_names)?;
-            let y = Labels::of(&prepared.frame, &spec)?;
-            y.check_trainable(&spec.name)?;
-            let validation = match &i.validation_data_uri {
-                Some(uri) => {
-                    let df = mlops_data::prepared::load_model_input(&store, uri, &pipeline).await?;
-                    Some((
-                        Matrix::from_frame(&df, &pipeline.feature_names)?,
-                        Labels::of(&df, &spec)?,
-                    ))
-                }
-                None => None,
-            };
-            let rows = x.rows;
-            let hyperparameters = algorithm.hyperparameters();
-            let (model, mut metrics) = run_blocking(&job, &ctx, &i.options(), move |control| {
-                let started = std::time::Instant::now();
-                let Some((model, mut extra)) =
-                    algorithm.fit(&x, &y, validation.as_ref(), control)?
-                else {
-                    return Ok(None);
-                };
-                extra["fit_seconds"] = json!(started.elapsed().as_secs_f64());
-                let metric = if task == TaskType::Classification {
-                    "accuracy"
-                } else {
-                    "r2"
-                };
-                extra[format!("train_{metric}")] = json!(score(&model, &x, &y)?);
-                if let Some((vx, vy)) = &validation {
-                    extra[format!("validation_{metric}")] = json!(score(&model, vx, vy)?);
-                }
-                Ok(Some((model, extra)))
-            })
-            .await?;
-            metrics["train_rows"] = json!(rows);
-            metrics["feature_importances"] =
-                top_importances(&pipeline.feature_names, model.feature_importances());
-            let mut m = manifest(
-                &name,
-                &model,
-                task.as_str(),
-                pipeline.feature_names.clone(),
-                hyperparameters,
-                metrics.clone(),
-            );
-            m.target = Some(spec.name.clone());
-            m.classes = spec.classes.clone();
-            m.pipeline = Some(
-                serde_json::to_value(&pipeline).map_err(|e| TrainError::Failed(e.to_string()))?,
-            );
-            m.training_data_uri = Some(prepared.data_uri);
-            let uri = save_model(&store, &job, &model, m).await?;
-            Ok((metrics, uri))
-        },
-    )
-    .await?;
-    Ok(JobReport(snapshot))
-}
-
-async fn train_clustering(
-    s: Shared,
-    i: ClusteringInput,
-    ctx: ToolContext,
-) -> Result<JobReport, TrainError> {
-    let opts = i.options();
-    let algorithm_name = match i.algorithm {
-        ClusteringAlgorithm::Kmeans => "kmeans",
-        ClusteringAlgorithm::Dbscan => "dbscan",
-    };
-    // Settings are checked before the job starts; k against the row count once the data is read.
-    let kmeans = match i.algorithm {
-        ClusteringAlgorithm::Kmeans => Some(decode::<KMeansParams>("kmeans", &i.hyperparameters)?),
-        ClusteringAlgorithm::Dbscan => None,
-    };
-    let dbscan = match i.algorithm {
-        ClusteringAlgorithm::Dbscan => {
-            Some(decode::<DbscanParams>("dbscan", &i.hyperparameters)?.validate()?)
-        }
-        ClusteringAlgorithm::Kmeans => None,
-    };
-    let store = s.store.clone();
-    let snapshot = start_job(
-        &s.store,
-        &s.jobs,
-        &opts,
-        algorithm_name,
-        |job, name| async move {
-            let prepared =
-                prepare(&store, &i.data_uri, None, false, i.pipeline_uri.as_deref()).await?;
-            let features = prepared.pipeline.feature_names.clone();
-            let x = Matrix::from_frame(&prepared.frame, &features)?;
-            let algorithm = match (kmeans, dbscan) {
-                (Some(p), _) => Clustering::KMeans(p.validate(x.rows)?),
-                (None, Some((eps, min_samples))) => Clustering::Dbscan(eps, min_samples),
-                (None, None) => return Err(TrainError::invalid("no clustering algorithm chosen")),
-            };
-            let seed = i.seed;
-            let hyperparameters = algorithm.hyperparameters(seed);
-            let started = std::time::Instant::now();
-            let fit = run_blocking(&job, &ctx, &i.options(), move |control| {
-                algorithm.fit(&x, seed, control)
-            })
-            .await?;
-            let clusters_uri = write_rows(
-                &store,
-                &name,
-                "clusters.csv",
-                vec![Column::new("cluster".into(), fit.labels.clone())],
-            )
-            .await?;
-            let mut metrics = serde_json::to_value(&fit.scores).unwrap_or(Value::Null);
-            metrics["fit_seconds"] = json!(started.elapsed().as_secs_f64());
-            if let TrainedModel::KMeans(m) = &fit.model {
-                metrics["inertia"] = json!(m.inertia);
-                metrics["n_iter"] = json!(m.iterations);
-            }
-            metrics["train_rows"] = json!(fit.labels.len());
-            metrics["clusters_uri"] = json!(clusters_uri);
-            if fit.silhouette_by_k.len() > 1 {
-                metrics["silhouette_by_k"] = json!(
-                    fit.silhouette_by_k
-                        .iter()
-                        .map(|(k, s)| json!({"k": k, "silhouette": s}))
-                        .collect::<Vec<_>>()
-                );
-            }
-            let mut m = manifest(
-                &name,
-                &fit.model,
-                "clustering",
-                features,
-                hyperparameters,
-                metrics.clone(),
-            );
-            m.pipeline = Some(
-                serde_json::to_value(&prepared.pipeline)
-                    .map_err(|e| TrainError::Failed(e.to_string()))?,
-            );
-            m.training_data_uri = Some(prepared.data_uri);
-            let uri = save_model(&store, &job, &fit.model, m).await?;
-            Ok((metrics, uri))
-        },
-    )
-    .await?;
-    Ok(JobReport(snapshot))
-}
-
-async fn train_reduction(
-    s: Shared,
-    i: ReductionInput,
-    ctx: ToolContext,
-) -> Result<JobReport, TrainError> {
-    let opts = i.options();
-    let (algorithm_name, pca_components, tsne) = match i.algorithm {
-        ReductionAlgorithm::Pca => {
-            let p = decode::<PcaParams>("pca", &i.hyperparameters)?;
-            ("pca", Some(p.n_components), None)
-        }
-        ReductionAlgorithm::Tsne => {
-            let p = decode::<TsneParams>("tsne", &i.hyperparameters)?.validate(i.seed)?;
-            ("tsne", None, Some(p))
-        }
-    };
-    let store = s.store.clone();
-    let snapshot = start_job(&s.store, &s.jobs, &opts, algorithm_name, |job, name| async move {
-        let prepared = prepare(&store, &i.data_uri, None, false, i.pipeline_uri.as_deref()).await?;
-        let features = prepared.pipeline.feature_names.clone();
-        let x = Matrix::from_frame(&prepared.frame, &features)?;
-        let algorithm = match (pca_components, tsne) {
-            (Some(k), _) => {
-                if k < 1 || k as usize > x.cols {
-                    return Err(TrainError::invalid(format!(
-                        "n_components must be between 1 and the number of features ({}); got {k}",
-                        x.cols
-                    )));
-                }
-                Reduction::Pca(k as usize)
-            }
-            (None, Some(p)) => Reduction::Tsne(p),
-            (None, None) => return Err(TrainError::invalid("no reduction algorithm chosen")),
-        };
-        let hyperparameters = algorithm.hyperparameters();
-        let rows = x.rows;
-        let started = std::time::Instant::now();
-        let (pca, embedding, k) = run_blocking(&job, &ctx, &i.options(), move |control| algorithm.fit(&x, control)).await?;
-        let fit_seconds = started.elapsed().as_secs_f64();
-        let embedding_uri =
-            write_rows(&store, &name, "embedding.csv", embedding_columns(&embedding, k)).await?;
-        let mut metrics = json!({ "train_rows": rows, "embedding_uri": embedding_uri, "n_components": k, "fit_seconds": fit_seconds });
-        let model = match pca {
-            Some(pca) => {
-                metrics["explained_variance_ratio"] = json!(pca.explained_variance_ratio);
-                metrics["explained_variance_ratio_total"] =
-                    json!(pca.explained_variance_ratio.iter().sum::<f64>());
-                metrics["explained_variance"] = json!(pca.explained_variance);
-                TrainedModel::Pca(pca)
-            }
-            None => {
-                // t-SNE has no model to apply to new rows: the embedding is the result.
-                return Ok((metrics, embedding_uri));
-            }
-        };
-        let mut m = manifest(&name, &model, "dimension_reduction", features, hyperparameters, metrics.clone());
-        m.pipeline = Some(
-            serde_json::to_value(&prepared.pipeline).map_err(|e| TrainError::Failed(e.to_string()))?,
-        );
-        m.training_data_uri = Some(prepared.data_uri);
-        let uri = save_model(&store, &job, &model, m).await?;
-        Ok((metrics, uri))
-    })
-    .await?;
-    Ok(JobReport(snapshot))
 }
 
 /// A job's report: live from this process, or from the saved model after a restart.

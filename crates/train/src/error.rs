@@ -17,6 +17,9 @@ pub enum TrainError {
     TimedOut { name: String, seconds: u64 },
     #[error("training failed: {0}")]
     Failed(String),
+    /// A remote backend (Ray, SageMaker) refused or lost the job, or its worker reported a failure.
+    #[error("{0}")]
+    Remote(String),
 }
 
 impl TrainError {
@@ -38,7 +41,7 @@ impl From<TrainError> for ToolError {
             TrainError::Store(s) => s.into(),
             TrainError::Invalid(m) => ToolError::Validation(m),
             e @ TrainError::Cancelled(_) => ToolError::Cancelled(e.to_string()),
-            e @ (TrainError::TimedOut { .. } | TrainError::Failed(_)) => {
+            e @ (TrainError::TimedOut { .. } | TrainError::Failed(_) | TrainError::Remote(_)) => {
                 ToolError::Execution(e.to_string())
             }
         }

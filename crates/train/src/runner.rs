@@ -48,6 +48,7 @@ fn generated_job_name() -> String {
 }
 
 /// How a job is started, from the tool's input.
+#[derive(Clone)]
 pub struct JobOptions {
     pub name: Option<String>,
     pub overwrite: bool,

@@ -1,0 +1,468 @@
+//! A training job as data: what the training tools were asked to do, decoded into a [`Plan`] and
+//! run by [`execute`]. The local backend runs it in this process; a remote backend writes it to the
+//! artifact store as `jobs/<job>/spec.json` for a `train-worker` ([`crate::worker`]) to run with
+//! this same code.
+
+use std::sync::Arc;
+
+use mlops_core::{ArtifactStore, ToolContext};
+use mlops_data::pipeline::TaskType;
+use polars::prelude::Column;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::capability::{
+    ClassifierAlgorithm, ClusteringAlgorithm, ReductionAlgorithm, RegressorAlgorithm,
+};
+use crate::error::TrainError;
+use crate::jobs::Job;
+use crate::matrix::Matrix;
+use crate::model::TrainedModel;
+use crate::params::{
+    DbscanParams, KMeansParams, LinearParams, LogisticParams, PcaParams, RandomForestParams,
+    TsneParams, XgboostParams, decode,
+};
+use crate::runner::{JobOptions, JobResult, manifest, run_blocking, save_model};
+use crate::supervised::{Labels, Supervised, prepare, prepare_supervised, score};
+use crate::unsupervised::{Clustering, Reduction, embedding_columns, write_rows};
+
+/// The spec format this build writes and reads (a worker image may be another build).
+pub const SPEC_VERSION: u32 = 1;
+/// A job's spec and its result, under `jobs/<training_job_name>/`.
+pub const SPEC_FILE: &str = "spec.json";
+pub const RESULT_FILE: &str = "result.json";
+
+/// The training tool a spec runs, with its algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tool", content = "algorithm")]
+pub enum Task {
+    #[serde(rename = "train_supervised_classifier")]
+    Classifier(ClassifierAlgorithm),
+    #[serde(rename = "train_supervised_regressor")]
+    Regressor(RegressorAlgorithm),
+    #[serde(rename = "train_unsupervised_clustering")]
+    Clustering(ClusteringAlgorithm),
+    #[serde(rename = "train_unsupervised_dimension_reduction")]
+    Reduction(ReductionAlgorithm),
+}
+
+impl Task {
+    /// The algorithm's name as jobs and manifests report it.
+    pub fn algorithm_name(&self) -> &'static str {
+        match self {
+            Task::Classifier(ClassifierAlgorithm::RandomForest)
+            | Task::Regressor(RegressorAlgorithm::RandomForest) => "random_forest",
+            Task::Classifier(ClassifierAlgorithm::Xgboost)
+            | Task::Regressor(RegressorAlgorithm::Xgboost) => "xgboost",
+            Task::Classifier(ClassifierAlgorithm::LogisticRegression) => "logistic_regression",
+            Task::Regressor(RegressorAlgorithm::Linear) => "linear",
+            Task::Clustering(ClusteringAlgorithm::Kmeans) => "kmeans",
+            Task::Clustering(ClusteringAlgorithm::Dbscan) => "dbscan",
+            Task::Reduction(ReductionAlgorithm::Pca) => "pca",
+            Task::Reduction(ReductionAlgorithm::Tsne) => "tsne",
+        }
+    }
+
+    /// t-SNE has no model: its result is the embedding table.
+    pub fn saves_model(&self) -> bool {
+        *self != Task::Reduction(ReductionAlgorithm::Tsne)
+    }
+}
+
+/// Everything a training job needs besides the artifact store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainingSpec {
+    pub spec_version: u32,
+    #[serde(flatten)]
+    pub task: Task,
+    pub training_job_name: String,
+    pub data_uri: String,
+    pub target_column: Option<String>,
+    pub pipeline_uri: Option<String>,
+    pub validation_data_uri: Option<String>,
+    pub hyperparameters: Map<String, Value>,
+    pub seed: u64,
+    pub max_runtime_seconds: Option<u64>,
+}
+
+/// A spec's algorithm with its checked settings.
+pub enum Plan {
+    Supervised(Supervised, TaskType),
+    Clustering(ClusteringPlan),
+    Reduction(ReductionPlan),
+}
+
+/// k is checked against the row count once the data is read.
+pub enum ClusteringPlan {
+    KMeans(KMeansParams),
+    Dbscan(f64, usize),
+}
+
+/// PCA's component count is checked against the feature count once the data is read.
+pub enum ReductionPlan {
+    Pca(i64),
+    Tsne(crate::reduce::TsneParams),
+}
+
+impl TrainingSpec {
+    /// Decodes and checks the hyperparameters for the algorithm, before any work starts.
+    pub fn plan(&self) -> Result<Plan, TrainError> {
+        if self.spec_version != SPEC_VERSION {
+            return Err(TrainError::invalid(format!(
+                "training spec version {} is not supported by this build (it reads version {SPEC_VERSION})",
+                self.spec_version
+            )));
+        }
+        let h = &self.hyperparameters;
+        let seed = self.seed;
+        Ok(match self.task {
+            Task::Classifier(a) => Plan::Supervised(
+                match a {
+                    ClassifierAlgorithm::RandomForest => Supervised::RandomForest(
+                        decode::<RandomForestParams>("random_forest", h)?.validate(seed, true)?,
+                    ),
+                    ClassifierAlgorithm::Xgboost => {
+                        Supervised::Gbdt(decode::<XgboostParams>("xgboost", h)?.validate(seed)?)
+                    }
+                    ClassifierAlgorithm::LogisticRegression => Supervised::Logistic(
+                        decode::<LogisticParams>("logistic_regression", h)?.validate()?,
+                    ),
+                },
+                TaskType::Classification,
+            ),
+            Task::Regressor(a) => Plan::Supervised(
+                match a {
+                    RegressorAlgorithm::RandomForest => Supervised::RandomForest(
+                        decode::<RandomForestParams>("random_forest", h)?.validate(seed, false)?,
+                    ),
+                    RegressorAlgorithm::Xgboost => {
+                        Supervised::Gbdt(decode::<XgboostParams>("xgboost", h)?.validate(seed)?)
+                    }
+                    RegressorAlgorithm::Linear => {
+                        let (penalty, alpha, max_iter) =
+                            decode::<LinearParams>("linear", h)?.validate()?;
+                        Supervised::Linear(penalty, alpha, max_iter)
+                    }
+                },
+                TaskType::Regression,
+            ),
+            Task::Clustering(ClusteringAlgorithm::Kmeans) => {
+                Plan::Clustering(ClusteringPlan::KMeans(decode("kmeans", h)?))
+            }
+            Task::Clustering(ClusteringAlgorithm::Dbscan) => {
+                let (eps, min_samples) = decode::<DbscanParams>("dbscan", h)?.validate()?;
+                Plan::Clustering(ClusteringPlan::Dbscan(eps, min_samples))
+            }
+            Task::Reduction(ReductionAlgorithm::Pca) => Plan::Reduction(ReductionPlan::Pca(
+                decode::<PcaParams>("pca", h)?.n_components,
+            )),
+            Task::Reduction(ReductionAlgorithm::Tsne) => Plan::Reduction(ReductionPlan::Tsne(
+                decode::<TsneParams>("tsne", h)?.validate(seed)?,
+            )),
+        })
+    }
+}
+
+/// Runs a planned spec inside its job: reads the data, fits, and saves the model under
+/// `models/<training_job_name>/` (results under `results/<training_job_name>/`).
+pub async fn execute(
+    store: ArtifactStore,
+    spec: TrainingSpec,
+    plan: Plan,
+    job: Arc<Job>,
+    ctx: ToolContext,
+    opts: JobOptions,
+) -> JobResult {
+    match plan {
+        Plan::Supervised(algorithm, task) => {
+            supervised(&store, &spec, algorithm, task, &job, &ctx, &opts).await
+        }
+        Plan::Clustering(plan) => clustering(&store, &spec, plan, &job, &ctx, &opts).await,
+        Plan::Reduction(plan) => reduction(&store, &spec, plan, &job, &ctx, &opts).await,
+    }
+}
+
+/// Feature names with their importances, largest first (the top 20).
+fn top_importances(names: &[String], importances: Option<Vec<f64>>) -> Value {
+    let Some(importances) = importances else {
+        return Value::Null;
+    };
+    let mut pairs: Vec<(&String, f64)> = names.iter().zip(importances).collect();
+    pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
+    json!(
+        pairs
+            .iter()
+            .take(20)
+            .map(|(f, v)| json!({"feature": f, "importance": v}))
+            .collect::<Vec<_>>()
+    )
+}
+
+async fn supervised(
+    store: &ArtifactStore,
+    spec: &TrainingSpec,
+    algorithm: Supervised,
+    task: TaskType,
+    job: &Arc<Job>,
+    ctx: &ToolContext,
+    opts: &JobOptions,
+) -> JobResult {
+    let name = &spec.training_job_name;
+    let (prepared, target) = prepare_supervised(
+        store,
+        &spec.data_uri,
+        spec.target_column.as_deref(),
+        spec.pipeline_uri.as_deref(),
+        task,
+    )
+    .await?;
+    let pipeline = prepared.pipeline;
+    let x = Matrix::from_frame(&prepared.frame, &pipeline.feature_names)?;
+    let y = Labels::of(&prepared.frame, &target)?;
+    y.check_trainable(&target.name)?;
+    let validation = match &spec.validation_data_uri {
+        Some(uri) => {
+            let df = mlops_data::prepared::load_model_input(store, uri, &pipeline).await?;
+            Some((
+                Matrix::from_frame(&df, &pipeline.feature_names)?,
+                Labels::of(&df, &target)?,
+            ))
+        }
+        None => None,
+    };
+    let rows = x.rows;
+    let hyperparameters = algorithm.hyperparameters();
+    let (model, mut metrics) = run_blocking(job, ctx, opts, move |control| {
+        let started = std::time::Instant::now();
+        let Some((model, mut extra)) = algorithm.fit(&x, &y, validation.as_ref(), control)? else {
+            return Ok(None);
+        };
+        extra["fit_seconds"] = json!(started.elapsed().as_secs_f64());
+        let metric = if task == TaskType::Classification {
+            "accuracy"
+        } else {
+            "r2"
+        };
+        extra[format!("train_{metric}")] = json!(score(&model, &x, &y)?);
+        if let Some((vx, vy)) = &validation {
+            extra[format!("validation_{metric}")] = json!(score(&model, vx, vy)?);
+        }
+        Ok(Some((model, extra)))
+    })
+    .await?;
+    metrics["train_rows"] = json!(rows);
+    metrics["feature_importances"] =
+        top_importances(&pipeline.feature_names, model.feature_importances());
+    let mut m = manifest(
+        name,
+        &model,
+        task.as_str(),
+        pipeline.feature_names.clone(),
+        hyperparameters,
+        metrics.clone(),
+    );
+    m.target = Some(target.name.clone());
+    m.classes = target.classes.clone();
+    m.pipeline =
+        Some(serde_json::to_value(&pipeline).map_err(|e| TrainError::Failed(e.to_string()))?);
+    m.training_data_uri = Some(prepared.data_uri);
+    let uri = save_model(store, job, &model, m).await?;
+    Ok((metrics, uri))
+}
+
+async fn clustering(
+    store: &ArtifactStore,
+    spec: &TrainingSpec,
+    plan: ClusteringPlan,
+    job: &Arc<Job>,
+    ctx: &ToolContext,
+    opts: &JobOptions,
+) -> JobResult {
+    let name = &spec.training_job_name;
+    let prepared = prepare(
+        store,
+        &spec.data_uri,
+        None,
+        false,
+        spec.pipeline_uri.as_deref(),
+    )
+    .await?;
+    let features = prepared.pipeline.feature_names.clone();
+    let x = Matrix::from_frame(&prepared.frame, &features)?;
+    let algorithm = match plan {
+        ClusteringPlan::KMeans(p) => Clustering::KMeans(p.validate(x.rows)?),
+        ClusteringPlan::Dbscan(eps, min_samples) => Clustering::Dbscan(eps, min_samples),
+    };
+    let seed = spec.seed;
+    let hyperparameters = algorithm.hyperparameters(seed);
+    let started = std::time::Instant::now();
+    let fit = run_blocking(job, ctx, opts, move |control| {
+        algorithm.fit(&x, seed, control)
+    })
+    .await?;
+    let clusters_uri = write_rows(
+        store,
+        name,
+        "clusters.csv",
+        vec![Column::new("cluster".into(), fit.labels.clone())],
+    )
+    .await?;
+    let mut metrics = serde_json::to_value(&fit.scores).unwrap_or(Value::Null);
+    metrics["fit_seconds"] = json!(started.elapsed().as_secs_f64());
+    if let TrainedModel::KMeans(m) = &fit.model {
+        metrics["inertia"] = json!(m.inertia);
+        metrics["n_iter"] = json!(m.iterations);
+    }
+    metrics["train_rows"] = json!(fit.labels.len());
+    metrics["clusters_uri"] = json!(clusters_uri);
+    if fit.silhouette_by_k.len() > 1 {
+        metrics["silhouette_by_k"] = json!(
+            fit.silhouette_by_k
+                .iter()
+                .map(|(k, s)| json!({"k": k, "silhouette": s}))
+                .collect::<Vec<_>>()
+        );
+    }
+    let mut m = manifest(
+        name,
+        &fit.model,
+        "clustering",
+        features,
+        hyperparameters,
+        metrics.clone(),
+    );
+    m.pipeline = Some(
+        serde_json::to_value(&prepared.pipeline).map_err(|e| TrainError::Failed(e.to_string()))?,
+    );
+    m.training_data_uri = Some(prepared.data_uri);
+    let uri = save_model(store, job, &fit.model, m).await?;
+    Ok((metrics, uri))
+}
+
+async fn reduction(
+    store: &ArtifactStore,
+    spec: &TrainingSpec,
+    plan: ReductionPlan,
+    job: &Arc<Job>,
+    ctx: &ToolContext,
+    opts: &JobOptions,
+) -> JobResult {
+    let name = &spec.training_job_name;
+    let prepared = prepare(
+        store,
+        &spec.data_uri,
+        None,
+        false,
+        spec.pipeline_uri.as_deref(),
+    )
+    .await?;
+    let features = prepared.pipeline.feature_names.clone();
+    let x = Matrix::from_frame(&prepared.frame, &features)?;
+    let algorithm = match plan {
+        ReductionPlan::Pca(k) => {
+            if k < 1 || k as usize > x.cols {
+                return Err(TrainError::invalid(format!(
+                    "n_components must be between 1 and the number of features ({}); got {k}",
+                    x.cols
+                )));
+            }
+            Reduction::Pca(k as usize)
+        }
+        ReductionPlan::Tsne(p) => Reduction::Tsne(p),
+    };
+    let hyperparameters = algorithm.hyperparameters();
+    let rows = x.rows;
+    let started = std::time::Instant::now();
+    let (pca, embedding, k) =
+        run_blocking(job, ctx, opts, move |control| algorithm.fit(&x, control)).await?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    let embedding_uri = write_rows(
+        store,
+        name,
+        "embedding.csv",
+        embedding_columns(&embedding, k),
+    )
+    .await?;
+    let mut metrics = json!({ "train_rows": rows, "embedding_uri": embedding_uri, "n_components": k, "fit_seconds": fit_seconds });
+    let model = match pca {
+        Some(pca) => {
+            metrics["explained_variance_ratio"] = json!(pca.explained_variance_ratio);
+            metrics["explained_variance_ratio_total"] =
+                json!(pca.explained_variance_ratio.iter().sum::<f64>());
+            metrics["explained_variance"] = json!(pca.explained_variance);
+            TrainedModel::Pca(pca)
+        }
+        None => {
+            // t-SNE has no model to apply to new rows: the embedding is the result.
+            return Ok((metrics, embedding_uri));
+        }
+    };
+    let mut m = manifest(
+        name,
+        &model,
+        "dimension_reduction",
+        features,
+        hyperparameters,
+        metrics.clone(),
+    );
+    m.pipeline = Some(
+        serde_json::to_value(&prepared.pipeline).map_err(|e| TrainError::Failed(e.to_string()))?,
+    );
+    m.training_data_uri = Some(prepared.data_uri);
+    let uri = save_model(store, job, &model, m).await?;
+    Ok((metrics, uri))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(task: Task, hyperparameters: Value) -> TrainingSpec {
+        TrainingSpec {
+            spec_version: SPEC_VERSION,
+            task,
+            training_job_name: "j".into(),
+            data_uri: "datasets/d.csv".into(),
+            target_column: Some("label".into()),
+            pipeline_uri: None,
+            validation_data_uri: None,
+            hyperparameters: hyperparameters.as_object().cloned().unwrap_or_default(),
+            seed: 7,
+            max_runtime_seconds: Some(60),
+        }
+    }
+
+    #[test]
+    fn specs_round_trip_with_the_tool_and_algorithm_named() {
+        let s = spec(
+            Task::Classifier(ClassifierAlgorithm::RandomForest),
+            json!({"n_estimators": 10}),
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["tool"], "train_supervised_classifier");
+        assert_eq!(v["algorithm"], "random_forest");
+        assert_eq!(v["hyperparameters"]["n_estimators"], 10);
+        let back: TrainingSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(back.task, s.task);
+        assert!(matches!(
+            back.plan().unwrap(),
+            Plan::Supervised(Supervised::RandomForest(_), TaskType::Classification)
+        ));
+    }
+
+    #[test]
+    fn bad_settings_and_other_versions_are_refused_by_the_plan() {
+        let e = spec(
+            Task::Clustering(ClusteringAlgorithm::Dbscan),
+            json!({"n_estimators": 10}),
+        )
+        .plan()
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("hyperparameters for dbscan"), "{e}");
+        let mut s = spec(Task::Reduction(ReductionAlgorithm::Pca), json!({}));
+        s.spec_version = 99;
+        let e = s.plan().err().unwrap();
+        assert!(e.to_string().contains("spec version 99"), "{e}");
+    }
+}
