@@ -21,6 +21,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use mlops_core::error_chain;
 use mlops_core::logging::{mask_str, register_secret};
 use object_store::aws::{AmazonS3Builder, AwsCredentialProvider};
 use serde_json::Value;
@@ -439,18 +440,6 @@ impl Transport {
             message,
         }
     }
-}
-
-/// An error and its sources on one line (reqwest's own message hides the cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// A client for one service speaking AWS JSON 1.1: each call is `POST /` with

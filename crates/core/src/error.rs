@@ -59,3 +59,16 @@ impl From<crate::store::StoreError> for ToolError {
         }
     }
 }
+
+/// An error and its sources on one line: HTTP clients (reqwest) put the cause, such as
+/// "connection refused", only in the sources.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

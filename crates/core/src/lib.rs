@@ -17,7 +17,7 @@ pub mod tool;
 
 pub use artifact::{BlobInfo, ModelArtifact, ModelManifest};
 pub use config::Config;
-pub use error::ToolError;
+pub use error::{ToolError, error_chain};
 pub use store::{ArtifactRef, ArtifactStore, StoreError};
 pub use tool::{
     Annotations, Capability, PAGE_BYTES, ProgressFn, ToolContext, ToolDef, ToolImage, ToolOutput,

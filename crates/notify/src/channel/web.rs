@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::{Channel, ChannelError, Message, truncate};
 use crate::config::{GithubConfig, Secret, SlackConfig};
 use crate::template::{Level, Rendered, to_mrkdwn};
+use mlops_core::error_chain;
 
 /// The channels' HTTP client (rustls, a timeout per attempt), built on first use: loading the
 /// system's root certificates takes milliseconds that server start-up should not spend.
@@ -100,17 +101,6 @@ async fn send(channel: &str, request: RequestBuilder) -> Result<String, ChannelE
     } else {
         Err(ChannelError::permanent(reason))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is treated as "soon").

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{RemoteStatus, TrainingBackend, remote_job_id, shell_quote};
 use crate::error::TrainError;
 use crate::spec::TrainingSpec;
+use mlops_core::error_chain;
 
 /// A Ray cluster, through its dashboard.
 pub struct RayBackend {
@@ -133,16 +134,4 @@ impl TrainingBackend for RayBackend {
             .await
             .map(drop)
     }
-}
-
-/// An error and its sources on one line (reqwest's own message hides the cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
