@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,16 +33,8 @@ impl Drop for Moto {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_moto() -> Moto {
-    let port = free_port();
+    let port = common::free_port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -313,7 +305,7 @@ async fn secrets_manager_down_at_start_up_is_a_clear_error() {
         .env("MLOPS_SECRETS_MANAGER", "1")
         .env(
             "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", free_port()),
+            format!("http://127.0.0.1:{}", common::free_port()),
         )
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -333,7 +325,7 @@ async fn secrets_manager_down_at_start_up_is_a_clear_error() {
 async fn cloudwatch_unreachable_leaves_tool_calls_and_stderr_working() {
     let home = tempfile::tempdir().unwrap();
     let home_path = home.path().display().to_string();
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
     let (client, stderr, reader) = spawn_server(&[
         ("MLOPS_HOME", &home_path),
         ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", &dead),

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,14 +41,6 @@ impl Drop for HttpServer {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn serve_command(home: &Path, addr: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(common::BIN);
     cmd.args(["serve", "--http", addr])
@@ -74,7 +65,7 @@ impl HttpServer {
     }
 
     async fn start_in(home: std::sync::Arc<tempfile::TempDir>, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        let port = common::free_port();
         let child = serve_command(home.path(), &format!("127.0.0.1:{port}"), env)
             .stderr(Stdio::inherit())
             .spawn()
@@ -409,9 +400,13 @@ async fn health_guards_mcp_and_graceful_shutdown() {
 #[test]
 fn refuses_unauthenticated_public_address() {
     let home = tempfile::tempdir().unwrap();
-    let out = serve_command(home.path(), &format!("0.0.0.0:{}", free_port()), &[])
-        .output()
-        .unwrap();
+    let out = serve_command(
+        home.path(),
+        &format!("0.0.0.0:{}", common::free_port()),
+        &[],
+    )
+    .output()
+    .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -420,7 +415,7 @@ fn refuses_unauthenticated_public_address() {
     );
     let out = serve_command(
         home.path(),
-        &format!("0.0.0.0:{}", free_port()),
+        &format!("0.0.0.0:{}", common::free_port()),
         &[("MLOPS_HTTP_TOKENS", "short")],
     )
     .output()
@@ -584,7 +579,7 @@ async fn github_webhook_starts_and_approves_workflows() {
 #[tokio::test]
 async fn readyz_reports_an_unreachable_artifact_store() {
     // An S3 endpoint nobody listens on: the process is alive, not ready.
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let endpoint = format!("http://127.0.0.1:{}", common::free_port());
     let s = HttpServer::start(&[
         ("MLOPS_S3_BUCKET", "mlops-readyz"),
         ("AWS_ENDPOINT_URL", &endpoint),

@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -326,14 +326,6 @@ impl Drop for RayHead {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts a Ray head with its dashboard (the Jobs API) on free ports; without `ray` the caller
 /// skips loudly, except in CI.
 async fn start_ray() -> Option<RayHead> {
@@ -347,7 +339,7 @@ async fn start_ray() -> Option<RayHead> {
     }
     let temp = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(temp.path().join("ray-start.log")).unwrap();
-    let dashboard = free_port();
+    let dashboard = common::free_port();
     let port = |p: u16| p.to_string();
     let child = Command::new("ray")
         .args([
@@ -359,9 +351,9 @@ async fn start_ray() -> Option<RayHead> {
         ])
         .args(["--include-dashboard=true", "--dashboard-host=127.0.0.1"])
         .args(["--dashboard-port", &port(dashboard)])
-        .args(["--port", &port(free_port())])
-        .args(["--ray-client-server-port", &port(free_port())])
-        .args(["--dashboard-agent-listen-port", &port(free_port())])
+        .args(["--port", &port(common::free_port())])
+        .args(["--ray-client-server-port", &port(common::free_port())])
+        .args(["--dashboard-agent-listen-port", &port(common::free_port())])
         .arg("--temp-dir")
         .arg(temp.path().join("ray"))
         .stdout(log.try_clone().unwrap())
