@@ -5,7 +5,8 @@
 //! rows and scanning it once, which costs O(rows) per feature instead of a sort. Trees are grown in
 //! parallel (rayon), each from its own seeded generator, so results do not depend on thread timing.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -201,7 +202,9 @@ impl Forest {
         hooks: &FitHooks<'_>,
     ) -> Result<(Self, OobHistory), Cancelled> {
         let binned = Binned::new(x, params.max_bins);
-        let done = AtomicUsize::new(0);
+        // Counting and reporting under one lock keeps the reported count in order even though
+        // trees finish on several threads.
+        let done = Mutex::new(0usize);
         let grown: Vec<(Tree, Vec<f64>, Option<Vec<bool>>)> = (0..params.n_estimators)
             .into_par_iter()
             .map(|t| {
@@ -231,10 +234,11 @@ impl Forest {
                     cancelled: hooks.cancelled,
                 }
                 .build(&mut sample, &mut rng, &mut importance)?;
-                (hooks.on_tree)(
-                    done.fetch_add(1, Ordering::Relaxed) + 1,
-                    params.n_estimators,
-                );
+                {
+                    let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
+                    *done += 1;
+                    (hooks.on_tree)(*done, params.n_estimators);
+                }
                 Ok((tree, importance, in_bag))
             })
             .collect::<Result<_, Cancelled>>()?;
