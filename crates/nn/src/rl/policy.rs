@@ -1,0 +1,291 @@
+//! A trained policy: the network that picks actions, and what it was trained for.
+//!
+//! Only the acting network is kept (PPO's and A3C's actor, DQN's Q-network); the critic and
+//! target network are training aids. It is stored as a JSON description plus safetensors
+//! bytes, and loading checks the one against the other, so a corrupt or mismatched file is an
+//! error, never a panic.
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use super::config::{Activation, Algorithm};
+use super::net::{Mlp, parameter_shapes};
+use crate::error::NnError;
+
+/// The `kind` of a policy description.
+const KIND: &str = "rl_policy";
+
+/// A trained policy; [`Policy::act`] picks its greedy action for an observation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    algorithm: Algorithm,
+    environment: String,
+    net: Mlp,
+}
+
+/// The JSON half of a saved policy.
+#[derive(Debug, Serialize, Deserialize)]
+struct Description {
+    kind: String,
+    algorithm: Algorithm,
+    environment: String,
+    observation_size: usize,
+    actions: usize,
+    hidden_layers: Vec<usize>,
+    activation: Activation,
+    /// What the outputs mean: "q_values" (DQN) or "action_logits" (PPO, A3C).
+    outputs: String,
+}
+
+impl Policy {
+    pub(crate) fn new(algorithm: Algorithm, environment: &str, net: Mlp) -> Policy {
+        Policy {
+            algorithm,
+            environment: environment.to_string(),
+            net,
+        }
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The environment it was trained on.
+    pub fn environment(&self) -> &str {
+        &self.environment
+    }
+
+    pub fn observation_size(&self) -> usize {
+        self.net.sizes()[0]
+    }
+
+    pub fn actions(&self) -> usize {
+        self.net.sizes()[self.net.sizes().len() - 1]
+    }
+
+    pub fn hidden_layers(&self) -> &[usize] {
+        let sizes = self.net.sizes();
+        &sizes[1..sizes.len() - 1]
+    }
+
+    pub fn activation(&self) -> Activation {
+        self.net.activation()
+    }
+
+    /// The greedy action for an observation: the largest logit (PPO, A3C) or Q-value (DQN).
+    pub fn act(&self, observation: &[f32]) -> Result<usize, NnError> {
+        if observation.len() != self.observation_size() {
+            return Err(NnError::invalid(format!(
+                "the observation has {} values but the policy expects {} ({} observations)",
+                observation.len(),
+                self.observation_size(),
+                self.environment
+            )));
+        }
+        Ok(self.net.argmax(observation))
+    }
+
+    pub(crate) fn net(&self) -> &Mlp {
+        &self.net
+    }
+
+    /// The architecture description (JSON) and the weights (safetensors bytes).
+    pub fn to_parts(&self) -> Result<(serde_json::Value, Vec<u8>), NnError> {
+        let description = Description {
+            kind: KIND.to_string(),
+            algorithm: self.algorithm,
+            environment: self.environment.clone(),
+            observation_size: self.observation_size(),
+            actions: self.actions(),
+            hidden_layers: self.hidden_layers().to_vec(),
+            activation: self.activation(),
+            outputs: outputs(self.algorithm).to_string(),
+        };
+        let json = serde_json::to_value(&description)
+            .map_err(|e| NnError::Failed(format!("could not describe the policy: {e}")))?;
+        let tensors: Vec<(String, Vec<usize>, &[f32])> = tensor_names(self.net.sizes().len() - 1)
+            .zip(self.net.shapes())
+            .zip(self.net.params())
+            .map(|((name, shape), data)| (name, shape, data.as_slice()))
+            .collect();
+        Ok((json, safetensors_bytes(&tensors)))
+    }
+
+    /// Rebuilds a policy saved with [`Policy::to_parts`], checking that the weights match the
+    /// description.
+    pub fn from_parts(
+        description: &serde_json::Value,
+        safetensors: &[u8],
+    ) -> Result<Policy, NnError> {
+        let d: Description = serde_json::from_value(description.clone())
+            .map_err(|e| NnError::invalid(format!("the policy description is not valid: {e}")))?;
+        if d.kind != KIND {
+            return Err(NnError::invalid(format!(
+                "the description is of a {:?}, not an RL policy ({KIND:?})",
+                d.kind
+            )));
+        }
+        if d.outputs != outputs(d.algorithm) {
+            return Err(NnError::invalid(format!(
+                "a {} policy outputs {:?}, but the description says {:?}",
+                d.algorithm.name(),
+                outputs(d.algorithm),
+                d.outputs
+            )));
+        }
+        if d.observation_size == 0 || d.actions == 0 || d.hidden_layers.contains(&0) {
+            return Err(NnError::invalid(
+                "the policy description has a layer of size 0 (observation_size, actions and hidden_layers must be positive)",
+            ));
+        }
+        let sizes: Vec<usize> = std::iter::once(d.observation_size)
+            .chain(d.hidden_layers)
+            .chain([d.actions])
+            .collect();
+        let corrupt = |e: candle_core::Error| {
+            NnError::invalid(format!(
+                "the policy weights do not match its description: {e}"
+            ))
+        };
+        let vb =
+            VarBuilder::from_buffered_safetensors(safetensors.to_vec(), DType::F32, &Device::Cpu)
+                .map_err(corrupt)?;
+        let params = tensor_names(sizes.len() - 1)
+            .zip(parameter_shapes(&sizes))
+            .map(|(name, shape)| vb.get(shape, &name)?.flatten_all()?.to_vec1::<f32>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(corrupt)?;
+        let net = Mlp::from_params(sizes, d.activation, params)?;
+        Ok(Policy {
+            algorithm: d.algorithm,
+            environment: d.environment,
+            net,
+        })
+    }
+}
+
+fn outputs(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::Dqn => "q_values",
+        Algorithm::Ppo | Algorithm::A3c => "action_logits",
+    }
+}
+
+/// `layers.{i}.weight` and `layers.{i}.bias` for each layer, in parameter order.
+fn tensor_names(layers: usize) -> impl Iterator<Item = String> {
+    (0..layers).flat_map(|l| [format!("layers.{l}.weight"), format!("layers.{l}.bias")])
+}
+
+/// Serialises f32 tensors in the safetensors format: an 8-byte little-endian header length, a
+/// JSON header giving each tensor's dtype, shape and byte range (padded with spaces to a
+/// multiple of 8), then the little-endian data. Written here because candle only saves to files.
+fn safetensors_bytes(tensors: &[(String, Vec<usize>, &[f32])]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0;
+    for (name, shape, data) in tensors {
+        let end = offset + 4 * data.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }),
+        );
+        offset = end;
+    }
+    let mut header = serde_json::Value::Object(header).to_string().into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut bytes = Vec::with_capacity(8 + header.len() + offset);
+    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    for (_, _, data) in tensors {
+        bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rl::net::Init;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn policy(algorithm: Algorithm) -> Policy {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let net = Mlp::new(
+            vec![4, 32, 16, 2],
+            Activation::Relu,
+            Init::Uniform,
+            &mut rng,
+        );
+        Policy::new(algorithm, "CartPole-v1", net)
+    }
+
+    #[test]
+    fn saved_and_reloaded_policy_acts_identically() {
+        let original = policy(Algorithm::Dqn);
+        let (description, bytes) = original.to_parts().unwrap();
+        assert_eq!(description["hidden_layers"], serde_json::json!([32, 16]));
+        let reloaded = Policy::from_parts(&description, &bytes).unwrap();
+        assert_eq!(reloaded, original);
+        // Also readable by candle's own loader.
+        assert_eq!(
+            candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+                .unwrap()
+                .len(),
+            6
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut differing_actions = [0; 2];
+        for _ in 0..1000 {
+            let obs: Vec<f32> = (0..4).map(|_| rng.random_range(-3.0..3.0)).collect();
+            let action = original.act(&obs).unwrap();
+            assert_eq!(reloaded.act(&obs).unwrap(), action);
+            differing_actions[action] += 1;
+        }
+        assert!(
+            differing_actions.iter().all(|&n| n > 0),
+            "the test should see both actions"
+        );
+    }
+
+    #[test]
+    fn garbage_or_mismatched_parts_are_rejected() {
+        let (description, bytes) = policy(Algorithm::Ppo).to_parts().unwrap();
+        for garbage in [
+            &b""[..],
+            b"12345678",
+            &bytes[..bytes.len() - 3],
+            &[0xff; 64],
+        ] {
+            let err = Policy::from_parts(&description, garbage).unwrap_err();
+            assert!(matches!(err, NnError::Invalid(_)), "{err}");
+        }
+        let mut nan = bytes.clone();
+        let end = nan.len();
+        nan[end - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+        let err = Policy::from_parts(&description, &nan)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("NaN"), "{err}");
+        let mut wider = description.clone();
+        wider["hidden_layers"] = serde_json::json!([33, 16]);
+        let err = Policy::from_parts(&wider, &bytes).unwrap_err().to_string();
+        assert!(err.contains("do not match"), "{err}");
+        let mut zero = description.clone();
+        zero["actions"] = serde_json::json!(0);
+        assert!(Policy::from_parts(&zero, &bytes).is_err());
+        let mut other = description.clone();
+        other["kind"] = serde_json::json!("mlp");
+        assert!(Policy::from_parts(&other, &bytes).is_err());
+        assert!(Policy::from_parts(&serde_json::json!({"kind": "rl_policy"}), &bytes).is_err());
+    }
+
+    #[test]
+    fn act_checks_the_observation_size() {
+        let err = policy(Algorithm::A3c)
+            .act(&[0.0; 3])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expects 4"), "{err}");
+    }
+}
