@@ -18,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{ClassificationReport, classification_report};
+use crate::reinforcement::{EvaluateReinforcementInput, evaluate_reinforcement};
 use crate::report;
 
 /// Capability 3: ML Evaluation.
@@ -64,6 +65,17 @@ impl Capability for EvaluationCapability {
                     evaluate_clustering(&store, i).await
                 },
             ),
+            ToolDef::with(
+                self.store.clone(),
+                "evaluate_reinforcement",
+                "Evaluate a reinforcement-learning policy",
+                "Play a trained policy (train_reinforcement) greedily for `n_episodes` seeded episodes (default 100) on its environment: mean, std, min and max episode return, mean length, and whether the mean reaches the environment's solved return (CartPole-v1 475). Saves `evaluations/<name>/results.json` and the reward curve `reward_curve.png` (training returns, their moving average and the periodic evaluations), also returned as an image.",
+                Annotations::WRITES,
+                |store, i: EvaluateReinforcementInput, _ctx| async move {
+                    evaluate_reinforcement(&store, i).await
+                },
+            )
+            .long_running(),
             ToolDef::with(
                 self.store.clone(),
                 "compare_models",

@@ -6,6 +6,7 @@
 pub mod capability;
 pub mod metrics;
 pub mod plots;
+pub mod reinforcement;
 pub mod report;
 
 pub use capability::EvaluationCapability;

@@ -389,12 +389,41 @@ pub fn cluster_scatter(
 
 /// A metric's history over steps (trees, boosting rounds, iterations), one line per metric.
 pub fn learning_curve(series: &[(String, Vec<(f64, f64)>)]) -> Result<Vec<u8>, PlotError> {
-    render("learning curve", |root| {
+    line_chart(
+        ("learning curve", "Learning curve"),
+        ("Step (tree, round, iteration or epoch)", "Metric"),
+        series,
+        SeriesLabelPosition::UpperRight,
+    )
+}
+
+/// Episode returns of a reinforcement-learning policy: over training timesteps, or over the
+/// evaluation episodes.
+pub fn reward_curve(
+    series: &[(String, Vec<(f64, f64)>)],
+    x_desc: &str,
+) -> Result<Vec<u8>, PlotError> {
+    line_chart(
+        ("reward curve", "Reward curve"),
+        (x_desc, "Episode return"),
+        series,
+        SeriesLabelPosition::LowerRight,
+    )
+}
+
+/// Lines on free axes: `names` is (plot name for errors, caption), `axes` the axis labels.
+fn line_chart(
+    names: (&'static str, &str),
+    axes: (&str, &str),
+    series: &[(String, Vec<(f64, f64)>)],
+    legend: SeriesLabelPosition,
+) -> Result<Vec<u8>, PlotError> {
+    render(names.0, |root| {
         let all = series.iter().flat_map(|s| s.1.iter());
         let x = padded_range(all.clone().map(|p| p.0));
         let y = padded_range(all.map(|p| p.1));
         let mut chart = ChartBuilder::on(&root)
-            .caption("Learning curve", title_style())
+            .caption(names.1, title_style())
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(70)
@@ -402,13 +431,13 @@ pub fn learning_curve(series: &[(String, Vec<(f64, f64)>)]) -> Result<Vec<u8>, P
             .map_err(e)?;
         chart
             .configure_mesh()
-            .x_desc("Step (tree, round or iteration)")
-            .y_desc("Metric")
+            .x_desc(axes.0)
+            .y_desc(axes.1)
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 18))
             .draw()
             .map_err(e)?;
-        draw_lines(&mut chart, series, SeriesLabelPosition::UpperRight)
+        draw_lines(&mut chart, series, legend)
     })
 }
 

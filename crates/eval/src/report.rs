@@ -87,8 +87,13 @@ pub async fn evaluate(
         task.as_str(),
         "classification" | "regression" | "clustering"
     ) {
+        let hint = if task == "reinforcement" {
+            "; score a policy with evaluate_reinforcement"
+        } else {
+            ""
+        };
         return Err(ToolError::validation(format!(
-            "`{model_uri}` is a {task} model; evaluation covers classification, regression and clustering models"
+            "`{model_uri}` is a {task} model; evaluation covers classification, regression and clustering models{hint}"
         )));
     }
     let loaded = load_for_task(store, model_uri, &task, "evaluation").await?;

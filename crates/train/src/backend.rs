@@ -202,7 +202,9 @@ impl RemoteTraining {
         store: &ArtifactStore,
         mut spec: TrainingSpec,
     ) -> Result<TrainingSpec, TrainError> {
-        spec.data_uri = store.resolve(&spec.data_uri)?.uri().to_string();
+        if !spec.data_uri.is_empty() {
+            spec.data_uri = store.resolve(&spec.data_uri)?.uri().to_string();
+        }
         for uri in [&mut spec.pipeline_uri, &mut spec.validation_data_uri]
             .into_iter()
             .flatten()

@@ -102,7 +102,7 @@ impl Capability for TrainingCapability {
                 shared.clone(),
                 "train_supervised_classifier",
                 "Train a classifier",
-                "Train a classification model (random_forest, xgboost = gradient-boosted trees, logistic_regression) as a named job; saved under `models/<training_job_name>/` with its preprocessing pipeline. `train_data_uri`: data from `preprocess_supervised` (its pipeline is found beside it) or raw data with `target_column`. Settings go in `hyperparameters` (defaults as in scikit-learn/XGBoost). Reports train and validation accuracy, metrics history, feature importances. With `wait: false` it returns at once; follow it with `get_training_metrics`. Example: {\"algorithm\":\"xgboost\",\"train_data_uri\":\"processed/iris/train.csv\",\"hyperparameters\":{\"n_estimators\":200,\"max_depth\":6}}",
+                "Train a classification model (random_forest, xgboost = gradient-boosted trees, logistic_regression, neural_network = a multi-layer perceptron) as a named job; saved under `models/<training_job_name>/` with its preprocessing pipeline. `train_data_uri`: data from `preprocess_supervised` (its pipeline is found beside it) or raw data with `target_column`. Settings go in `hyperparameters` (defaults as in scikit-learn/XGBoost). Reports train and validation accuracy, metrics history (per tree, boosting round or epoch), feature importances. With `wait: false` it returns at once; follow it with `get_training_metrics`. Example: {\"algorithm\":\"xgboost\",\"train_data_uri\":\"processed/iris/train.csv\",\"hyperparameters\":{\"n_estimators\":200,\"max_depth\":6}}",
                 Annotations::WRITES,
                 |s, i: TrainClassifierInput, ctx| async move {
                     let spec = i.spec(Task::Classifier(i.algorithm));
@@ -114,7 +114,7 @@ impl Capability for TrainingCapability {
                 shared.clone(),
                 "train_supervised_regressor",
                 "Train a regressor",
-                "Train a regression model (numeric target: linear with optional ridge/lasso penalty, xgboost = gradient-boosted trees, random_forest) as a named job; same inputs as train_supervised_classifier. Reports train and validation R², metrics history, feature importances. Example: {\"algorithm\":\"linear\",\"train_data_uri\":\"processed/houses/train.csv\",\"hyperparameters\":{\"penalty\":\"ridge\",\"alpha\":0.5}}",
+                "Train a regression model (numeric target: linear with optional ridge/lasso penalty, xgboost = gradient-boosted trees, random_forest, neural_network) as a named job; same inputs as train_supervised_classifier. Reports train and validation R², metrics history, feature importances. Example: {\"algorithm\":\"linear\",\"train_data_uri\":\"processed/houses/train.csv\",\"hyperparameters\":{\"penalty\":\"ridge\",\"alpha\":0.5}}",
                 Annotations::WRITES,
                 |s, i: TrainRegressorInput, ctx| async move {
                     let spec = i.spec(Task::Regressor(i.algorithm));
@@ -126,7 +126,7 @@ impl Capability for TrainingCapability {
                 shared.clone(),
                 "train_unsupervised_clustering",
                 "Train a clustering model",
-                "Cluster rows (kmeans, dbscan) as a named job. kmeans takes `n_clusters`, or `k_min`/`k_max` to pick k by the best silhouette; dbscan takes `eps` and `min_samples`. Saves the model under `models/<training_job_name>/` and each row's cluster to `results/<training_job_name>/clusters.csv`; reports silhouette, Davies–Bouldin and Calinski–Harabasz. `data_uri`: data from `preprocess_unsupervised`, or raw data (numeric columns are scaled, text one-hot encoded). Example: {\"algorithm\":\"kmeans\",\"data_uri\":\"data/customers.csv\",\"hyperparameters\":{\"k_min\":2,\"k_max\":8}}",
+                "Cluster rows (kmeans, dbscan, autoencoder) as a named job. kmeans takes `n_clusters`, or `k_min`/`k_max` to pick k by the best silhouette; dbscan takes `eps` and `min_samples`; autoencoder trains an encoder–decoder network, clusters its latent codes with k-means and scores each row's reconstruction error (high = anomaly). Saves the model under `models/<training_job_name>/` and each row's cluster (autoencoder: also its reconstruction error and anomaly flag) to `results/<training_job_name>/clusters.csv`; reports silhouette, Davies–Bouldin and Calinski–Harabasz. `data_uri`: data from `preprocess_unsupervised`, or raw data (numeric columns are scaled, text one-hot encoded). Example: {\"algorithm\":\"kmeans\",\"data_uri\":\"data/customers.csv\",\"hyperparameters\":{\"k_min\":2,\"k_max\":8}}",
                 Annotations::WRITES,
                 |s, i: ClusteringInput, ctx| async move {
                     let spec = i.spec(Task::Clustering(i.algorithm));
@@ -148,9 +148,20 @@ impl Capability for TrainingCapability {
             .long_running(),
             ToolDef::with(
                 shared.clone(),
+                "train_reinforcement",
+                "Train a reinforcement-learning policy",
+                "Train a policy (ppo, dqn, a3c) on a built-in environment (CartPole-v1, MountainCar-v0, Acrobot-v1) as a named job; saved under `models/<training_job_name>/` (safetensors weights). Progress reports steps and the mean episode return; the metrics history has every episode's return, the losses and periodic greedy evaluations, and training stops once an evaluation reaches the environment's solved return (CartPole 475). DQN can start from logged transitions (`replay_data_uri` from preprocess_reinforcement). Score the policy with evaluate_reinforcement. Example: {\"algorithm\":\"ppo\",\"environment\":\"CartPole-v1\",\"hyperparameters\":{\"total_timesteps\":100000}}",
+                Annotations::WRITES,
+                |s, i: ReinforcementInput, ctx| async move {
+                    s.train(i.spec(), i.options(), ctx).await
+                },
+            )
+            .long_running(),
+            ToolDef::with(
+                shared.clone(),
                 "get_training_metrics",
                 "Get training metrics",
-                "Status, progress and metrics of a training job by name: live while it runs, final once it ends, with the metrics history (per tree, boosting round or iteration). Jobs finished before a server restart are read from their saved model.",
+                "Status, progress and metrics of a training job by name: live while it runs, final once it ends, with the metrics history (per tree, boosting round, iteration, epoch or episode). Jobs finished before a server restart are read from their saved model.",
                 Annotations::READ_ONLY,
                 |s, i: JobNameInput, _ctx| async move {
                     training_metrics(&s.store, &s.jobs, &i.training_job_name).await
@@ -210,6 +221,8 @@ pub enum RegressorAlgorithm {
     Xgboost,
     /// A bagged ensemble of regression trees.
     RandomForest,
+    /// A multi-layer perceptron.
+    NeuralNetwork,
 }
 
 /// The classification algorithms.
@@ -222,6 +235,8 @@ pub enum ClassifierAlgorithm {
     Xgboost,
     /// A linear baseline with class probabilities.
     LogisticRegression,
+    /// A multi-layer perceptron.
+    NeuralNetwork,
 }
 
 fn default_true() -> bool {
@@ -252,7 +267,11 @@ pub struct TrainInput<A> {
     /// regression), bootstrap=true, max_bins=256. xgboost: n_estimators=100, learning_rate=0.3,
     /// max_depth=6, min_child_weight=1, reg_lambda=1, reg_alpha=0, gamma=0, subsample=1,
     /// colsample_bytree=1, max_bin=256. logistic_regression: alpha=0.0001 (L2 strength).
-    /// linear: penalty=none|ridge|lasso, alpha=1, max_iter=1000.
+    /// linear: penalty=none|ridge|lasso, alpha=1, max_iter=1000. neural_network:
+    /// hidden_layer_sizes=[100], activation=relu|tanh|logistic|gelu, solver=adam|sgd,
+    /// learning_rate_init=0.001, alpha=0.0001 (L2), dropout=0, batch_size=200, max_iter=200
+    /// (epochs), early_stopping=true (on validation_data_uri, else a validation_fraction=0.1
+    /// held out), n_iter_no_change=10 (patience); the best epoch's weights are kept.
     #[serde(default)]
     pub hyperparameters: Map<String, Value>,
     /// Unique job name (letters, digits, `-`, `_`, `.`); it names the model folder. Generated when absent.
@@ -280,6 +299,100 @@ pub type TrainRegressorInput = TrainInput<RegressorAlgorithm>;
 pub enum ClusteringAlgorithm {
     Kmeans,
     Dbscan,
+    /// k-means on an autoencoder's latent codes; also scores anomalies.
+    Autoencoder,
+}
+
+/// The reinforcement-learning algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReinforcementAlgorithm {
+    /// Proximal Policy Optimization (clipped, GAE, vectorised environments).
+    Ppo,
+    /// Deep Q-Network (replay buffer, target network); can pre-train on offline transitions.
+    Dqn,
+    /// Asynchronous advantage actor-critic: parallel actor-learners sharing parameters.
+    A3c,
+}
+
+impl ReinforcementAlgorithm {
+    pub fn nn(self) -> mlops_nn::rl::Algorithm {
+        match self {
+            ReinforcementAlgorithm::Ppo => mlops_nn::rl::Algorithm::Ppo,
+            ReinforcementAlgorithm::Dqn => mlops_nn::rl::Algorithm::Dqn,
+            ReinforcementAlgorithm::A3c => mlops_nn::rl::Algorithm::A3c,
+        }
+    }
+}
+
+fn default_environment() -> String {
+    "CartPole-v1".into()
+}
+
+/// Input of `train_reinforcement`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReinforcementInput {
+    pub algorithm: ReinforcementAlgorithm,
+    /// CartPole-v1 (default), MountainCar-v0 or Acrobot-v1 (Gymnasium's dynamics and limits).
+    #[serde(default = "default_environment", alias = "env")]
+    pub environment: String,
+    /// DQN only: a replay table from `preprocess_reinforcement` (logged transitions) that fills
+    /// the replay buffer and is trained on before interacting.
+    #[serde(alias = "replay_uri", alias = "offline_data_uri")]
+    pub replay_data_uri: Option<String>,
+    /// Settings, all optional: the defaults are tuned per algorithm and environment
+    /// (rl-baselines3-zoo's values) and stop training once a greedy evaluation reaches the
+    /// environment's solved return (CartPole 475). Common: total_timesteps, learning_rate,
+    /// gamma, hidden_layers, activation (tanh|relu), target_return, eval_every_steps,
+    /// eval_episodes, max_episode_steps. PPO: n_envs, n_steps, batch_size, n_epochs,
+    /// gae_lambda, clip_range, ent_coef, vf_coef. DQN: buffer_size, learning_starts,
+    /// train_freq, gradient_steps, target_update_interval, exploration_fraction,
+    /// exploration_final_eps, offline_pretrain_steps. A3C: n_workers, n_steps, ent_coef.
+    #[serde(default)]
+    pub hyperparameters: Map<String, Value>,
+    /// Unique job name (letters, digits, `-`, `_`, `.`); it names the model folder. Generated when absent.
+    pub training_job_name: Option<String>,
+    /// Seed for the environments and the networks: the same seed gives the same policy (PPO, DQN).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Replace an existing model of the same name.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Wait for the job to finish (default). With false, return at once and poll `get_training_metrics`.
+    #[serde(default = "default_true")]
+    pub wait: bool,
+    /// Stop the job if it runs longer than this.
+    #[schemars(range(min = 1))]
+    pub max_runtime_seconds: Option<u64>,
+}
+
+impl ReinforcementInput {
+    fn options(&self) -> JobOptions {
+        JobOptions {
+            name: self.training_job_name.clone(),
+            overwrite: self.overwrite,
+            wait: self.wait,
+            max_runtime_seconds: self.max_runtime_seconds,
+        }
+    }
+
+    /// The job as a spec; its name is filled in when the job starts.
+    fn spec(&self) -> TrainingSpec {
+        TrainingSpec {
+            spec_version: SPEC_VERSION,
+            task: Task::Reinforcement(self.algorithm),
+            training_job_name: String::new(),
+            data_uri: self.replay_data_uri.clone().unwrap_or_default(),
+            environment: Some(self.environment.clone()),
+            target_column: None,
+            pipeline_uri: None,
+            validation_data_uri: None,
+            hyperparameters: self.hyperparameters.clone(),
+            seed: self.seed,
+            max_runtime_seconds: self.max_runtime_seconds,
+        }
+    }
 }
 
 /// The dimension-reduction algorithms.
@@ -304,6 +417,10 @@ pub struct UnsupervisedInput<A> {
     /// kmeans: n_clusters (8), or k_min and k_max to pick k by the best silhouette, n_init=3,
     /// max_iter=300, tol=1e-4. dbscan: eps=0.5, min_samples=5. pca: n_components=2.
     /// tsne: n_components=2 (or 3), perplexity=30, max_iter=1000, angle=0.5.
+    /// autoencoder: hidden_layer_sizes=[32] (encoder; the decoder mirrors it), latent_dim=2,
+    /// activation=tanh, learning_rate_init=0.005, batch_size=128, epochs=200, early_stopping=true,
+    /// patience=10, validation_fraction=0.1, n_clusters (8) or k_min/k_max for the latent
+    /// k-means, contamination=0.05 (share of rows flagged as anomalies).
     #[serde(default)]
     pub hyperparameters: Map<String, Value>,
     /// Unique job name (letters, digits, `-`, `_`, `.`); it names the model folder. Generated when absent.
@@ -347,6 +464,7 @@ impl<A> TrainInput<A> {
             task,
             training_job_name: String::new(),
             data_uri: self.train_data_uri.clone(),
+            environment: None,
             target_column: self.target_column.clone(),
             pipeline_uri: self.pipeline_uri.clone(),
             validation_data_uri: self.validation_data_uri.clone(),
@@ -365,6 +483,7 @@ impl<A> UnsupervisedInput<A> {
             task,
             training_job_name: String::new(),
             data_uri: self.data_uri.clone(),
+            environment: None,
             target_column: None,
             pipeline_uri: self.pipeline_uri.clone(),
             validation_data_uri: None,

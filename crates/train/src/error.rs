@@ -47,3 +47,12 @@ impl From<TrainError> for ToolError {
         }
     }
 }
+
+impl From<mlops_nn::NnError> for TrainError {
+    fn from(e: mlops_nn::NnError) -> Self {
+        match e {
+            mlops_nn::NnError::Invalid(m) => TrainError::Invalid(m),
+            e => TrainError::Failed(e.to_string()),
+        }
+    }
+}

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod linear;
 pub mod matrix;
 pub mod model;
+pub mod neural;
 pub mod params;
 pub mod reduce;
 pub mod runner;

@@ -2,6 +2,8 @@
 
 use bytes::Bytes;
 use mlops_core::{ModelArtifact, ModelManifest};
+use mlops_nn::mlp::Task;
+use mlops_nn::rl::Algorithm;
 
 use crate::cluster::{Dbscan, KMeans};
 use crate::error::TrainError;
@@ -9,6 +11,7 @@ use crate::forest::Forest;
 use crate::gbdt::Gbdt;
 use crate::linear::LinearModel;
 use crate::matrix::Matrix;
+use crate::neural::{self, Autoencoder, WEIGHTS_BLOB, row_major};
 use crate::reduce::Pca;
 
 const FOREST_BLOB: &str = "forest.json";
@@ -25,6 +28,11 @@ pub enum TrainedModel {
     KMeans(KMeans),
     Dbscan(Dbscan),
     Pca(Pca),
+    /// A multi-layer perceptron (classifier or regressor).
+    NeuralNetwork(mlops_nn::mlp::Mlp),
+    Autoencoder(Autoencoder),
+    /// A reinforcement-learning policy (PPO, DQN or A3C).
+    Policy(mlops_nn::rl::Policy),
 }
 
 fn decode<T: serde::de::DeserializeOwned>(a: &ModelArtifact, blob: &str) -> Result<T, TrainError> {
@@ -53,6 +61,13 @@ impl TrainedModel {
             TrainedModel::KMeans(_) => "kmeans",
             TrainedModel::Dbscan(_) => "dbscan",
             TrainedModel::Pca(_) => "pca",
+            TrainedModel::NeuralNetwork(_) => "neural_network",
+            TrainedModel::Autoencoder(_) => "autoencoder",
+            TrainedModel::Policy(p) => match p.algorithm() {
+                Algorithm::Ppo => "ppo",
+                Algorithm::Dqn => "dqn",
+                Algorithm::A3c => "a3c",
+            },
         }
     }
 
@@ -64,6 +79,9 @@ impl TrainedModel {
             TrainedModel::KMeans(m) => m.n_features,
             TrainedModel::Dbscan(m) => m.n_features,
             TrainedModel::Pca(m) => m.n_features,
+            TrainedModel::NeuralNetwork(m) => m.spec().inputs,
+            TrainedModel::Autoencoder(m) => m.network.spec().inputs,
+            TrainedModel::Policy(p) => p.observation_size(),
         }
     }
 
@@ -74,14 +92,21 @@ impl TrainedModel {
         manifest: ModelManifest,
         mut extra: Vec<(&str, &str, Bytes)>,
     ) -> Result<ModelArtifact, TrainError> {
-        let (name, bytes) = match self {
-            TrainedModel::RandomForest(f) => (FOREST_BLOB, encode(f)?),
-            TrainedModel::Gbdt(m) => (MODEL_BLOB, encode(m)?),
-            TrainedModel::Linear(m) => (MODEL_BLOB, encode(m)?),
-            TrainedModel::KMeans(m) => (MODEL_BLOB, encode(m)?),
-            TrainedModel::Dbscan(m) => (MODEL_BLOB, encode(m)?),
-            TrainedModel::Pca(m) => (MODEL_BLOB, encode(m)?),
+        let with_weights = |(description, weights)| (MODEL_BLOB, description, Some(weights));
+        let (name, bytes, weights) = match self {
+            TrainedModel::RandomForest(f) => (FOREST_BLOB, encode(f)?, None),
+            TrainedModel::Gbdt(m) => (MODEL_BLOB, encode(m)?, None),
+            TrainedModel::Linear(m) => (MODEL_BLOB, encode(m)?, None),
+            TrainedModel::KMeans(m) => (MODEL_BLOB, encode(m)?, None),
+            TrainedModel::Dbscan(m) => (MODEL_BLOB, encode(m)?, None),
+            TrainedModel::Pca(m) => (MODEL_BLOB, encode(m)?, None),
+            TrainedModel::NeuralNetwork(m) => with_weights(neural::mlp_parts(m)?),
+            TrainedModel::Autoencoder(m) => with_weights(neural::autoencoder_parts(m)?),
+            TrainedModel::Policy(p) => with_weights(neural::policy_parts(p)?),
         };
+        if let Some(weights) = weights {
+            extra.push((WEIGHTS_BLOB, "application/octet-stream", weights));
+        }
         extra.push((name, "application/json", bytes));
         Ok(ModelArtifact::new(manifest, extra))
     }
@@ -95,6 +120,18 @@ impl TrainedModel {
             "kmeans" => TrainedModel::KMeans(decode(a, MODEL_BLOB)?),
             "dbscan" => TrainedModel::Dbscan(decode(a, MODEL_BLOB)?),
             "pca" => TrainedModel::Pca(decode(a, MODEL_BLOB)?),
+            "neural_network" => TrainedModel::NeuralNetwork(neural::mlp_from_parts(
+                a.blob(MODEL_BLOB)?,
+                a.blob(WEIGHTS_BLOB)?,
+            )?),
+            "autoencoder" => TrainedModel::Autoencoder(neural::autoencoder_from_parts(
+                a.blob(MODEL_BLOB)?,
+                a.blob(WEIGHTS_BLOB)?,
+            )?),
+            "ppo" | "dqn" | "a3c" => TrainedModel::Policy(neural::policy_from_parts(
+                a.blob(MODEL_BLOB)?,
+                a.blob(WEIGHTS_BLOB)?,
+            )?),
             "tsne" => {
                 return Err(TrainError::invalid(
                     "a t-SNE result embeds its own training rows and cannot score other data; read its embedding file instead",
@@ -132,6 +169,9 @@ impl TrainedModel {
             TrainedModel::RandomForest(f) if f.classification => Ok(f.predict_raw(x)),
             TrainedModel::Gbdt(m) if m.classification => Ok(m.predict_raw(x)),
             TrainedModel::Linear(m) if m.is_classifier() => Ok(m.predict_raw(x)),
+            TrainedModel::NeuralNetwork(m) if m.spec().task == Task::Classification => {
+                Ok(m.predict(&row_major(x), x.rows)?)
+            }
             _ => Err(TrainError::invalid(format!(
                 "this {} model is not a classifier",
                 self.algorithm()
@@ -146,6 +186,9 @@ impl TrainedModel {
             TrainedModel::RandomForest(f) if !f.classification => Ok(f.predict_raw(x)),
             TrainedModel::Gbdt(m) if !m.classification => Ok(m.predict_raw(x)),
             TrainedModel::Linear(m) if !m.is_classifier() => Ok(m.predict_raw(x)),
+            TrainedModel::NeuralNetwork(m) if m.spec().task == Task::Regression => {
+                Ok(m.predict(&row_major(x), x.rows)?)
+            }
             _ => Err(TrainError::invalid(format!(
                 "this {} model is not a regressor",
                 self.algorithm()
@@ -159,6 +202,7 @@ impl TrainedModel {
         match self {
             TrainedModel::KMeans(m) => Ok(m.predict(x)),
             TrainedModel::Dbscan(m) => m.predict(x),
+            TrainedModel::Autoencoder(m) => m.predict(x),
             _ => Err(TrainError::invalid(format!(
                 "this {} model is not a clustering model",
                 self.algorithm()

@@ -449,3 +449,220 @@ impl TsneParams {
         })
     }
 }
+
+/// neural_network: a multi-layer perceptron (scikit-learn's MLP names and defaults, with the
+/// deep-learning names accepted as aliases).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NeuralNetworkParams {
+    /// Units of each hidden layer, e.g. [64, 32].
+    #[serde(alias = "hidden_layers", alias = "layers")]
+    pub hidden_layer_sizes: Vec<i64>,
+    /// relu, tanh, logistic (sigmoid) or gelu.
+    pub activation: mlops_nn::mlp::Activation,
+    /// adam or sgd.
+    #[serde(alias = "optimizer")]
+    pub solver: mlops_nn::mlp::Solver,
+    #[serde(alias = "learning_rate")]
+    pub learning_rate_init: f64,
+    /// L2 penalty.
+    #[serde(alias = "weight_decay")]
+    pub alpha: f64,
+    /// Share of hidden units dropped per training step, in [0, 1).
+    pub dropout: f64,
+    pub batch_size: i64,
+    #[serde(alias = "epochs")]
+    pub max_iter: i64,
+    pub early_stopping: bool,
+    #[serde(alias = "patience")]
+    pub n_iter_no_change: i64,
+    pub validation_fraction: f64,
+}
+
+impl Default for NeuralNetworkParams {
+    fn default() -> Self {
+        Self {
+            hidden_layer_sizes: vec![100],
+            activation: mlops_nn::mlp::Activation::Relu,
+            solver: mlops_nn::mlp::Solver::Adam,
+            learning_rate_init: 0.001,
+            alpha: 0.0001,
+            dropout: 0.0,
+            batch_size: 200,
+            max_iter: 200,
+            early_stopping: true,
+            n_iter_no_change: 10,
+            validation_fraction: 0.1,
+        }
+    }
+}
+
+fn layer_sizes(name: &str, sizes: &[i64]) -> Result<Vec<usize>, TrainError> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            if (1..=4096).contains(&n) {
+                Ok(n as usize)
+            } else {
+                Err(TrainError::invalid(format!(
+                    "{name}: layer {} has {n} units; each layer needs 1 to 4096",
+                    i + 1
+                )))
+            }
+        })
+        .collect()
+}
+
+impl NeuralNetworkParams {
+    pub fn validate(&self, seed: u64) -> Result<mlops_nn::mlp::MlpParams, TrainError> {
+        let params = mlops_nn::mlp::MlpParams {
+            hidden_layers: layer_sizes("hidden_layer_sizes", &self.hidden_layer_sizes)?,
+            activation: self.activation,
+            dropout: self.dropout,
+            optimizer: self.solver,
+            learning_rate: self.learning_rate_init,
+            weight_decay: self.alpha,
+            batch_size: int_in("batch_size", self.batch_size, 1, 1 << 20)?,
+            epochs: int_in("max_iter", self.max_iter, 1, 100_000)?,
+            early_stopping: self.early_stopping,
+            patience: int_in("n_iter_no_change", self.n_iter_no_change, 1, 100_000)?,
+            validation_fraction: self.validation_fraction,
+            seed,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+}
+
+/// autoencoder: an encoder–latent–decoder network; the latent codes are clustered with k-means
+/// and each row's reconstruction error is its anomaly score.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AutoencoderParams {
+    /// Units of the encoder's layers; the decoder mirrors them.
+    #[serde(alias = "hidden_layers", alias = "encoder_layers")]
+    pub hidden_layer_sizes: Vec<i64>,
+    /// Size of the latent code.
+    pub latent_dim: i64,
+    pub activation: mlops_nn::mlp::Activation,
+    #[serde(alias = "learning_rate")]
+    pub learning_rate_init: f64,
+    pub batch_size: i64,
+    #[serde(alias = "max_iter")]
+    pub epochs: i64,
+    pub early_stopping: bool,
+    #[serde(alias = "n_iter_no_change")]
+    pub patience: i64,
+    pub validation_fraction: f64,
+    /// Clusters of the latent codes (k-means), or `k_min`..`k_max` to pick k by silhouette.
+    pub n_clusters: Option<i64>,
+    pub k_min: Option<i64>,
+    pub k_max: Option<i64>,
+    /// Share of the training rows expected to be anomalies: rows whose reconstruction error is
+    /// above this quantile of the training errors are flagged.
+    pub contamination: f64,
+}
+
+impl Default for AutoencoderParams {
+    fn default() -> Self {
+        Self {
+            hidden_layer_sizes: vec![32],
+            latent_dim: 2,
+            activation: mlops_nn::mlp::Activation::Tanh,
+            learning_rate_init: 0.005,
+            batch_size: 128,
+            epochs: 200,
+            early_stopping: true,
+            patience: 10,
+            validation_fraction: 0.1,
+            n_clusters: None,
+            k_min: None,
+            k_max: None,
+            contamination: 0.05,
+        }
+    }
+}
+
+/// Validated autoencoder settings: the network's, the latent k-means', and the anomaly share.
+pub struct AutoencoderSettings {
+    pub network: mlops_nn::mlp::MlpParams,
+    pub kmeans: KMeansParams,
+    pub contamination: f64,
+}
+
+impl AutoencoderParams {
+    pub fn validate(&self, seed: u64) -> Result<AutoencoderSettings, TrainError> {
+        let encoder = layer_sizes("hidden_layer_sizes", &self.hidden_layer_sizes)?;
+        let latent = int_in("latent_dim", self.latent_dim, 1, 4096)?;
+        let network = mlops_nn::mlp::MlpParams {
+            hidden_layers: mlops_nn::autoencoder::layers(&encoder, latent),
+            activation: self.activation,
+            dropout: 0.0,
+            optimizer: mlops_nn::mlp::Solver::Adam,
+            learning_rate: self.learning_rate_init,
+            weight_decay: 0.0,
+            batch_size: int_in("batch_size", self.batch_size, 1, 1 << 20)?,
+            epochs: int_in("epochs", self.epochs, 1, 100_000)?,
+            early_stopping: self.early_stopping,
+            patience: int_in("patience", self.patience, 1, 100_000)?,
+            validation_fraction: self.validation_fraction,
+            seed,
+        };
+        network.validate()?;
+        Ok(AutoencoderSettings {
+            network,
+            kmeans: KMeansParams {
+                n_clusters: self.n_clusters,
+                k_min: self.k_min,
+                k_max: self.k_max,
+                ..KMeansParams::default()
+            },
+            contamination: float_in("contamination", self.contamination, 0.0, 0.5, true)?,
+        })
+    }
+}
+
+/// The settings of a reinforcement-learning job: the algorithm's tuned defaults for the
+/// environment (see [`RlConfig::defaults`]) with `raw` laid over them. The algorithm,
+/// environment and seed are the tool's own arguments, not hyperparameters.
+pub fn rl_config(
+    algorithm: crate::capability::ReinforcementAlgorithm,
+    environment: &str,
+    raw: &Map<String, Value>,
+    seed: u64,
+) -> Result<mlops_nn::rl::RlConfig, TrainError> {
+    let algorithm = algorithm.nn();
+    let name = algorithm.name().to_lowercase();
+    let mut config = mlops_nn::rl::RlConfig::defaults(algorithm, environment);
+    config.seed = seed;
+    let mut merged = serde_json::to_value(&config)
+        .map_err(|e| TrainError::Failed(format!("could not describe the settings: {e}")))?;
+    let fields = merged
+        .as_object_mut()
+        .ok_or_else(|| TrainError::Failed("the settings are not an object".into()))?;
+    for (key, value) in raw {
+        if ["algorithm", "environment", "seed"].contains(&key.as_str()) {
+            return Err(TrainError::invalid(format!(
+                "`{key}` is an argument of train_reinforcement itself, not a hyperparameter"
+            )));
+        }
+        if !fields.contains_key(key) {
+            let mut known: Vec<&String> = fields
+                .keys()
+                .filter(|k| !["algorithm", "environment", "seed"].contains(&k.as_str()))
+                .collect();
+            known.sort();
+            let known: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
+            return Err(TrainError::invalid(format!(
+                "hyperparameters for {name}: unknown setting `{key}`; known: {}",
+                known.join(", ")
+            )));
+        }
+        fields.insert(key.clone(), value.clone());
+    }
+    let config: mlops_nn::rl::RlConfig = serde_json::from_value(merged)
+        .map_err(|e| TrainError::invalid(format!("hyperparameters for {name}: {e}")))?;
+    config.validate()?;
+    Ok(config)
+}

@@ -170,6 +170,27 @@ impl FitControl {
     pub fn metric(&self, step: usize, metric: &str, value: f64) {
         self.job.push_metric(step, metric, value);
     }
+
+    /// Runs a neural-network or reinforcement-learning fit with this job's progress, metrics and
+    /// cancellation; a cancelled fit gives `Ok(None)`, as every other fit does.
+    pub fn run_nn<T>(
+        &self,
+        fit: impl FnOnce(&mlops_nn::Hooks) -> Result<T, mlops_nn::NnError>,
+    ) -> Result<Option<T>, TrainError> {
+        let progress =
+            |done: usize, total: usize, message: String| self.progress(done, total, message);
+        let metric = |step: usize, name: &str, value: f64| self.metric(step, name, value);
+        let hooks = mlops_nn::Hooks {
+            cancelled: &self.cancelled,
+            progress: &progress,
+            metric: &metric,
+        };
+        match fit(&hooks) {
+            Ok(t) => Ok(Some(t)),
+            Err(mlops_nn::NnError::Cancelled) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// Runs a blocking fit off the async threads. It is stopped by the job's cancel token, by the

@@ -13,18 +13,22 @@ use serde_json::{Map, Value, json};
 
 use crate::capability::{
     ClassifierAlgorithm, ClusteringAlgorithm, ReductionAlgorithm, RegressorAlgorithm,
+    ReinforcementAlgorithm,
 };
 use crate::error::TrainError;
 use crate::jobs::Job;
 use crate::matrix::Matrix;
 use crate::model::TrainedModel;
+use crate::params::rl_config;
 use crate::params::{
-    DbscanParams, KMeansParams, LinearParams, LogisticParams, PcaParams, RandomForestParams,
-    TsneParams, XgboostParams, decode,
+    AutoencoderParams, AutoencoderSettings, DbscanParams, KMeansParams, LinearParams,
+    LogisticParams, NeuralNetworkParams, PcaParams, RandomForestParams, TsneParams, XgboostParams,
+    decode,
 };
 use crate::runner::{JobOptions, JobResult, manifest, run_blocking, save_model};
 use crate::supervised::{Labels, Supervised, prepare, prepare_supervised, score};
 use crate::unsupervised::{Clustering, Reduction, embedding_columns, write_rows};
+use mlops_nn::rl::RlConfig;
 
 /// The spec format this build writes and reads (a worker image may be another build).
 pub const SPEC_VERSION: u32 = 1;
@@ -44,6 +48,8 @@ pub enum Task {
     Clustering(ClusteringAlgorithm),
     #[serde(rename = "train_unsupervised_dimension_reduction")]
     Reduction(ReductionAlgorithm),
+    #[serde(rename = "train_reinforcement")]
+    Reinforcement(ReinforcementAlgorithm),
 }
 
 impl Task {
@@ -55,11 +61,17 @@ impl Task {
             Task::Classifier(ClassifierAlgorithm::Xgboost)
             | Task::Regressor(RegressorAlgorithm::Xgboost) => "xgboost",
             Task::Classifier(ClassifierAlgorithm::LogisticRegression) => "logistic_regression",
+            Task::Classifier(ClassifierAlgorithm::NeuralNetwork)
+            | Task::Regressor(RegressorAlgorithm::NeuralNetwork) => "neural_network",
+            Task::Clustering(ClusteringAlgorithm::Autoencoder) => "autoencoder",
             Task::Regressor(RegressorAlgorithm::Linear) => "linear",
             Task::Clustering(ClusteringAlgorithm::Kmeans) => "kmeans",
             Task::Clustering(ClusteringAlgorithm::Dbscan) => "dbscan",
             Task::Reduction(ReductionAlgorithm::Pca) => "pca",
             Task::Reduction(ReductionAlgorithm::Tsne) => "tsne",
+            Task::Reinforcement(ReinforcementAlgorithm::Ppo) => "ppo",
+            Task::Reinforcement(ReinforcementAlgorithm::Dqn) => "dqn",
+            Task::Reinforcement(ReinforcementAlgorithm::A3c) => "a3c",
         }
     }
 
@@ -76,7 +88,11 @@ pub struct TrainingSpec {
     #[serde(flatten)]
     pub task: Task,
     pub training_job_name: String,
+    /// The training table; for reinforcement learning, the offline replay table or empty.
     pub data_uri: String,
+    /// The environment of a reinforcement-learning job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     pub target_column: Option<String>,
     pub pipeline_uri: Option<String>,
     pub validation_data_uri: Option<String>,
@@ -90,12 +106,14 @@ pub enum Plan {
     Supervised(Supervised, TaskType),
     Clustering(ClusteringPlan),
     Reduction(ReductionPlan),
+    Reinforcement(Box<RlConfig>),
 }
 
 /// k is checked against the row count once the data is read.
 pub enum ClusteringPlan {
     KMeans(KMeansParams),
     Dbscan(f64, usize),
+    Autoencoder(Box<AutoencoderSettings>),
 }
 
 /// PCA's component count is checked against the feature count once the data is read.
@@ -127,6 +145,7 @@ impl TrainingSpec {
                     ClassifierAlgorithm::LogisticRegression => Supervised::Logistic(
                         decode::<LogisticParams>("logistic_regression", h)?.validate()?,
                     ),
+                    ClassifierAlgorithm::NeuralNetwork => neural_network(h, seed)?,
                 },
                 TaskType::Classification,
             ),
@@ -143,6 +162,7 @@ impl TrainingSpec {
                             decode::<LinearParams>("linear", h)?.validate()?;
                         Supervised::Linear(penalty, alpha, max_iter)
                     }
+                    RegressorAlgorithm::NeuralNetwork => neural_network(h, seed)?,
                 },
                 TaskType::Regression,
             ),
@@ -153,14 +173,29 @@ impl TrainingSpec {
                 let (eps, min_samples) = decode::<DbscanParams>("dbscan", h)?.validate()?;
                 Plan::Clustering(ClusteringPlan::Dbscan(eps, min_samples))
             }
+            Task::Clustering(ClusteringAlgorithm::Autoencoder) => {
+                Plan::Clustering(ClusteringPlan::Autoencoder(Box::new(
+                    decode::<AutoencoderParams>("autoencoder", h)?.validate(seed)?,
+                )))
+            }
             Task::Reduction(ReductionAlgorithm::Pca) => Plan::Reduction(ReductionPlan::Pca(
                 decode::<PcaParams>("pca", h)?.n_components,
             )),
             Task::Reduction(ReductionAlgorithm::Tsne) => Plan::Reduction(ReductionPlan::Tsne(
                 decode::<TsneParams>("tsne", h)?.validate(seed)?,
             )),
+            Task::Reinforcement(a) => {
+                let environment = self.environment.as_deref().unwrap_or("CartPole-v1");
+                Plan::Reinforcement(Box::new(rl_config(a, environment, h, seed)?))
+            }
         })
     }
+}
+
+fn neural_network(h: &Map<String, Value>, seed: u64) -> Result<Supervised, TrainError> {
+    Ok(Supervised::NeuralNetwork(
+        decode::<NeuralNetworkParams>("neural_network", h)?.validate(seed)?,
+    ))
 }
 
 /// Runs a planned spec inside its job: reads the data, fits, and saves the model under
@@ -179,6 +214,9 @@ pub async fn execute(
         }
         Plan::Clustering(plan) => clustering(&store, &spec, plan, &job, &ctx, &opts).await,
         Plan::Reduction(plan) => reduction(&store, &spec, plan, &job, &ctx, &opts).await,
+        Plan::Reinforcement(config) => {
+            reinforcement(&store, &spec, *config, &job, &ctx, &opts).await
+        }
     }
 }
 
@@ -292,6 +330,10 @@ async fn clustering(
     let algorithm = match plan {
         ClusteringPlan::KMeans(p) => Clustering::KMeans(p.validate(x.rows)?),
         ClusteringPlan::Dbscan(eps, min_samples) => Clustering::Dbscan(eps, min_samples),
+        ClusteringPlan::Autoencoder(settings) => {
+            let kmeans = settings.kmeans.validate(x.rows)?;
+            Clustering::Autoencoder(settings, kmeans)
+        }
     };
     let seed = spec.seed;
     let hyperparameters = algorithm.hyperparameters(seed);
@@ -300,14 +342,21 @@ async fn clustering(
         algorithm.fit(&x, seed, control)
     })
     .await?;
-    let clusters_uri = write_rows(
-        store,
-        name,
-        "clusters.csv",
-        vec![Column::new("cluster".into(), fit.labels.clone())],
-    )
-    .await?;
+    let mut columns = vec![Column::new("cluster".into(), fit.labels.clone())];
+    if let Some(a) = &fit.anomaly {
+        columns.push(Column::new("reconstruction_error".into(), a.errors.clone()));
+        let flagged: Vec<bool> = a.errors.iter().map(|e| *e > a.threshold).collect();
+        columns.push(Column::new("anomaly".into(), flagged));
+    }
+    let clusters_uri = write_rows(store, name, "clusters.csv", columns).await?;
     let mut metrics = serde_json::to_value(&fit.scores).unwrap_or(Value::Null);
+    if let Some(a) = &fit.anomaly {
+        let n = a.errors.len().max(1) as f64;
+        metrics["reconstruction_error_mean"] = json!(a.errors.iter().sum::<f64>() / n);
+        metrics["anomaly_threshold"] = json!(a.threshold);
+        metrics["anomalies"] = json!(a.errors.iter().filter(|e| **e > a.threshold).count());
+        metrics["autoencoder"] = a.training.clone();
+    }
     metrics["fit_seconds"] = json!(started.elapsed().as_secs_f64());
     if let TrainedModel::KMeans(m) = &fit.model {
         metrics["inertia"] = json!(m.inertia);
@@ -413,6 +462,66 @@ async fn reduction(
     Ok((metrics, uri))
 }
 
+async fn reinforcement(
+    store: &ArtifactStore,
+    spec: &TrainingSpec,
+    config: RlConfig,
+    job: &Arc<Job>,
+    ctx: &ToolContext,
+    opts: &JobOptions,
+) -> JobResult {
+    let name = &spec.training_job_name;
+    let offline = if spec.data_uri.is_empty() {
+        None
+    } else {
+        let (_, df) = mlops_data::io::read_table(store, &spec.data_uri).await?;
+        Some(crate::neural::transitions(&df)?)
+    };
+    let replay_rows = offline.as_ref().map(Vec::len);
+    let hyperparameters = serde_json::to_value(&config).unwrap_or(Value::Null);
+    let started = std::time::Instant::now();
+    let outcome = run_blocking(job, ctx, opts, move |control| {
+        control.run_nn(|hooks| mlops_nn::rl::train(&config, offline.as_deref(), hooks))
+    })
+    .await?;
+    let recent: Vec<f64> = outcome
+        .episode_returns
+        .iter()
+        .rev()
+        .take(100)
+        .map(|(_, r)| *r)
+        .collect();
+    let mut metrics = json!({
+        "environment": outcome.policy.environment(),
+        "timesteps": outcome.timesteps,
+        "episodes": outcome.episodes,
+        "reached_target": outcome.reached_target,
+        "best_eval_mean_return": outcome.evaluations.iter().map(|e| e.1).fold(None, |b: Option<f64>, r| Some(b.map_or(r, |b| b.max(r)))),
+        "train_mean_return_last_100": if recent.is_empty() { None } else { Some(recent.iter().sum::<f64>() / recent.len() as f64) },
+        "fit_seconds": started.elapsed().as_secs_f64(),
+    });
+    if let Some(rows) = replay_rows {
+        metrics["offline_transitions"] = json!(rows);
+    }
+    let observations = (0..outcome.policy.observation_size())
+        .map(|i| format!("obs_{i}"))
+        .collect();
+    let model = TrainedModel::Policy(outcome.policy);
+    let mut m = manifest(
+        name,
+        &model,
+        "reinforcement",
+        observations,
+        hyperparameters,
+        metrics.clone(),
+    );
+    if !spec.data_uri.is_empty() {
+        m.training_data_uri = Some(spec.data_uri.clone());
+    }
+    let uri = save_model(store, job, &model, m).await?;
+    Ok((metrics, uri))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,6 +532,7 @@ mod tests {
             task,
             training_job_name: "j".into(),
             data_uri: "datasets/d.csv".into(),
+            environment: None,
             target_column: Some("label".into()),
             pipeline_uri: None,
             validation_data_uri: None,

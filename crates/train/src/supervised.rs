@@ -16,8 +16,10 @@ use crate::gbdt::{Gbdt, GbdtParams};
 use crate::linear::{LinearModel, Penalty};
 use crate::matrix::{Matrix, class_indices, numeric_target};
 use crate::model::TrainedModel;
+use crate::neural::row_major;
 use crate::params::{RandomForestParams, XgboostParams};
 use crate::runner::FitControl;
+use mlops_nn::mlp::{Data, Mlp};
 
 /// Training data with the pipeline that turns it into model input.
 pub struct Prepared {
@@ -130,6 +132,13 @@ impl Labels {
         })
     }
 
+    pub fn nn_targets(&self) -> mlops_nn::mlp::Targets<'_> {
+        match self {
+            Labels::Classes(y, k) => mlops_nn::mlp::Targets::Classes { y, n_classes: *k },
+            Labels::Values(y) => mlops_nn::mlp::Targets::Values(y),
+        }
+    }
+
     pub fn targets(&self) -> Targets<'_> {
         match self {
             Labels::Classes(y, k) => Targets::Classes { y, n_classes: *k },
@@ -186,6 +195,7 @@ pub enum Supervised {
     Gbdt(GbdtParams),
     Logistic(f64),
     Linear(Penalty, f64, usize),
+    NeuralNetwork(mlops_nn::mlp::MlpParams),
 }
 
 impl Supervised {
@@ -197,6 +207,7 @@ impl Supervised {
             Supervised::Linear(penalty, alpha, max_iter) => {
                 json!({ "penalty": penalty, "alpha": alpha, "max_iter": max_iter })
             }
+            Supervised::NeuralNetwork(p) => serde_json::to_value(p).unwrap_or(Value::Null),
         }
     }
 
@@ -274,6 +285,35 @@ impl Supervised {
                 control.progress(0, 1, "fitting".into());
                 let model = LinearModel::fit_regression(x, y, *penalty, *alpha, *max_iter)?;
                 Ok(Some((TrainedModel::Linear(model), json!({}))))
+            }
+            Supervised::NeuralNetwork(params) => {
+                let rows = row_major(x);
+                let validation_rows = validation.map(|(vx, _)| row_major(vx));
+                let train = Data {
+                    x: &rows,
+                    rows: x.rows,
+                    cols: x.cols,
+                    y: y.nn_targets(),
+                };
+                let held_out = validation
+                    .zip(validation_rows.as_ref())
+                    .map(|((vx, vy), rows)| Data {
+                        x: rows,
+                        rows: vx.rows,
+                        cols: vx.cols,
+                        y: vy.nn_targets(),
+                    });
+                let Some(fit) =
+                    control.run_nn(|hooks| Mlp::fit(&train, held_out.as_ref(), params, hooks))?
+                else {
+                    return Ok(None);
+                };
+                let extra = json!({
+                    "epochs": fit.history.len(),
+                    "best_epoch": fit.best_epoch,
+                    "stopped_early": fit.stopped_early,
+                });
+                Ok(Some((TrainedModel::NeuralNetwork(fit.model), extra)))
             }
         }
     }

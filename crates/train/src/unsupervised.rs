@@ -11,14 +11,26 @@ use crate::cluster::{ClusterScores, Dbscan, KMeans, cluster_scores};
 use crate::error::TrainError;
 use crate::matrix::Matrix;
 use crate::model::TrainedModel;
-use crate::params::KMeansSettings;
+use crate::neural::{Autoencoder, from_row_major, row_major};
+use crate::params::{AutoencoderSettings, KMeansSettings};
 use crate::reduce::{Pca, TsneParams, tsne};
 use crate::runner::FitControl;
+use mlops_nn::mlp::{Data, Mlp, Targets};
 
 /// A clustering algorithm with validated settings.
 pub enum Clustering {
     KMeans(KMeansSettings),
     Dbscan(f64, usize),
+    /// k-means on the latent codes of an autoencoder trained first.
+    Autoencoder(Box<AutoencoderSettings>, KMeansSettings),
+}
+
+/// Each training row's reconstruction error and the error above which a row is an anomaly.
+pub struct AnomalyScores {
+    pub errors: Vec<f64>,
+    pub threshold: f64,
+    /// The autoencoder's training: epochs run, the epoch kept, whether it stopped early.
+    pub training: Value,
 }
 
 /// What a clustering fit produced.
@@ -28,6 +40,8 @@ pub struct ClusteringFit {
     pub scores: ClusterScores,
     /// For a k range: the silhouette of each k tried.
     pub silhouette_by_k: Vec<(usize, Option<f64>)>,
+    /// For an autoencoder.
+    pub anomaly: Option<AnomalyScores>,
 }
 
 impl Clustering {
@@ -39,6 +53,10 @@ impl Clustering {
             Clustering::Dbscan(eps, min_samples) => {
                 json!({ "eps": eps, "min_samples": min_samples })
             }
+            Clustering::Autoencoder(a, k) => json!({
+                "network": a.network, "contamination": a.contamination,
+                "k_tried": k.ks, "n_init": k.n_init, "seed": seed
+            }),
         }
     }
 
@@ -104,6 +122,7 @@ impl Clustering {
                             labels,
                             scores,
                             silhouette_by_k: Vec::new(),
+                            anomaly: None,
                         });
                     }
                 }
@@ -122,10 +141,65 @@ impl Clustering {
                     labels,
                     scores,
                     silhouette_by_k: Vec::new(),
+                    anomaly: None,
+                }))
+            }
+            Clustering::Autoencoder(settings, kmeans) => {
+                let rows = row_major(x);
+                let data = Data {
+                    x: &rows,
+                    rows: x.rows,
+                    cols: x.cols,
+                    y: Targets::Inputs,
+                };
+                let Some(fit) =
+                    control.run_nn(|hooks| Mlp::fit(&data, None, &settings.network, hooks))?
+                else {
+                    return Ok(None);
+                };
+                let errors = fit.model.reconstruction_errors(&rows, x.rows)?;
+                let threshold = quantile(&errors, 1.0 - settings.contamination);
+                let codes = fit.model.encode(&rows, x.rows)?;
+                let latent = from_row_major(&codes, x.rows, fit.model.latent_size());
+                let Some(clustered) =
+                    Clustering::KMeans(kmeans.clone()).fit(&latent, seed, control)?
+                else {
+                    return Ok(None);
+                };
+                let TrainedModel::KMeans(kmeans) = clustered.model else {
+                    return Err(TrainError::Failed("k-means gave another model kind".into()));
+                };
+                let training = json!({
+                    "epochs": fit.history.len(),
+                    "best_epoch": fit.best_epoch,
+                    "stopped_early": fit.stopped_early,
+                    "final_loss": fit.history.last().map(|e| e.train_loss),
+                });
+                Ok(Some(ClusteringFit {
+                    model: TrainedModel::Autoencoder(Autoencoder {
+                        network: fit.model,
+                        kmeans,
+                        threshold,
+                    }),
+                    anomaly: Some(AnomalyScores {
+                        errors,
+                        threshold,
+                        training,
+                    }),
+                    ..clustered
                 }))
             }
         }
     }
+}
+
+/// The `q` quantile of `values` (linear interpolation, as NumPy's default).
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let pos = q.clamp(0.0, 1.0) * (sorted.len().saturating_sub(1)) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// A reduction's result: the PCA model (none for t-SNE), the row-major embedding, its width.

@@ -70,7 +70,7 @@ impl TrainingBackend for SageMakerBackend {
             ));
         }
         for uri in [
-            Some(&spec.data_uri),
+            Some(&spec.data_uri).filter(|u| !u.is_empty()),
             spec.pipeline_uri.as_ref(),
             spec.validation_data_uri.as_ref(),
         ]
