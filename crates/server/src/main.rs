@@ -117,8 +117,33 @@ enum DatasetsCommand {
 /// How long the last log lines and metrics may take to leave when the server stops.
 const FLUSH_AT_EXIT: Duration = Duration::from_secs(10);
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    settle_compute_threads();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(start())
+}
+
+/// candle looks up its thread count on every matrix product; with `RAYON_NUM_THREADS` unset that
+/// reads the CPU list from /proc (about 30 µs, more than a small network's product). Setting it to
+/// the count rayon picks anyway makes the lookup an environment read and leaves our own pools as
+/// they were. candle's element-wise pool spins while it waits, taking cores from the trees and the
+/// server, and our networks are small: it gets one thread. Either variable, when set, is kept.
+fn settle_compute_threads() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (name, value) in [
+        ("RAYON_NUM_THREADS", cores.to_string()),
+        ("CANDLE_NUM_THREADS", "1".to_string()),
+    ] {
+        if std::env::var_os(name).is_none() {
+            // SAFETY: called first thing in `main`, before any other thread exists.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+}
+
+async fn start() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::from_env()?;
     // A command run by a person prints its own summary: its logs default to warnings.
@@ -160,17 +185,27 @@ async fn main() -> anyhow::Result<()> {
 async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     if cli.list_tools {
         let app = App::build(config).await?;
+        let mut text = String::new();
         if cli.markdown {
-            println!("| tool | capability | what it does |\n|---|---|---|");
+            text.push_str("| tool | capability | what it does |\n|---|---|---|\n");
         }
         for (capability, spec) in app.router.list() {
             let first_sentence = first_sentence(spec.description);
             if cli.markdown {
-                let text = first_sentence.replace('|', "\\|");
-                println!("| `{}` | {capability} | {text} |", spec.name);
+                let cell = first_sentence.replace('|', "\\|");
+                text.push_str(&format!("| `{}` | {capability} | {cell} |\n", spec.name));
             } else {
-                println!("{:<36} {:<18} {first_sentence}.", spec.name, capability);
+                text.push_str(&format!(
+                    "{:<36} {:<18} {first_sentence}.\n",
+                    spec.name, capability
+                ));
             }
+        }
+        // A closed pipe (`--list-tools | head`) is the reader's choice, not an error.
+        if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(e.into());
         }
         return Ok(());
     }
