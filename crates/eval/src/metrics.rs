@@ -3,6 +3,8 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
+pub use mlops_nn::mlp::argmax;
+
 /// Precision, recall and F1 of one class.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct ClassMetrics {
@@ -159,13 +161,6 @@ pub fn regression_report(y: &[f64], predicted: &[f64]) -> RegressionReport {
         },
         mape,
     }
-}
-
-/// Index of the largest value (the first on ties, as numpy's argmax).
-pub fn argmax(v: &[f64]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
 /// Area under the ROC curve by the rank-sum formula, ties sharing their average rank.

@@ -659,18 +659,14 @@ impl Mlp {
     }
 }
 
-/// Index of the largest value (the first on ties).
-pub fn argmax(values: &[f64]) -> usize {
-    values
-        .iter()
+/// Index of the largest value (the first on ties, as numpy's argmax).
+pub fn argmax(v: &[f64]) -> usize {
+    v.iter()
         .enumerate()
-        .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 { (i, v) } else { best }
-        })
-        .0
+        .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
-/// Coefficient of determination.
+/// Coefficient of determination (1 is perfect; 0 is no better than the mean).
 pub fn r2(y: &[f64], predicted: &[f64]) -> f64 {
     let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
     let ss_res: f64 = y.iter().zip(predicted).map(|(a, b)| (a - b).powi(2)).sum();

@@ -368,15 +368,6 @@ pub struct ReinforcementInput {
 }
 
 impl ReinforcementInput {
-    fn options(&self) -> JobOptions {
-        JobOptions {
-            name: self.training_job_name.clone(),
-            overwrite: self.overwrite,
-            wait: self.wait,
-            max_runtime_seconds: self.max_runtime_seconds,
-        }
-    }
-
     /// The job as a spec; its name is filled in when the job starts.
     fn spec(&self) -> TrainingSpec {
         TrainingSpec {
@@ -441,8 +432,8 @@ pub struct UnsupervisedInput<A> {
 
 /// The job settings every training input carries.
 macro_rules! job_options {
-    ($($t:ident),*) => {$(
-        impl<A> $t<A> {
+    ($($t:ident $(<$g:ident>)?),*) => {$(
+        impl$(<$g>)? $t$(<$g>)? {
             fn options(&self) -> JobOptions {
                 JobOptions {
                     name: self.training_job_name.clone(),
@@ -454,7 +445,7 @@ macro_rules! job_options {
         }
     )*};
 }
-job_options!(TrainInput, UnsupervisedInput);
+job_options!(TrainInput<A>, UnsupervisedInput<A>, ReinforcementInput);
 
 impl<A> TrainInput<A> {
     /// The job as a spec; its name is filled in when the job starts.

@@ -14,6 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use mlops_nn::mlp::argmax;
+
 use crate::matrix::Matrix;
 
 /// Marks a leaf in [`Tree::feature`].
@@ -358,13 +360,6 @@ fn oob_score(sums: &[f64], votes: &[u32], k: usize, targets: Targets<'_>) -> Opt
             })
         }
     }
-}
-
-/// Index of the largest value (the first on ties).
-pub fn argmax(v: &[f64]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
 struct TreeBuilder<'a> {

@@ -10,6 +10,8 @@ use mlops_data::prepared::{load_pipeline, pipeline_beside, to_model_input};
 use polars::prelude::DataFrame;
 use serde_json::{Value, json};
 
+pub use mlops_nn::mlp::r2;
+
 use crate::error::TrainError;
 use crate::forest::{FitHooks, Forest, ForestParams, Targets, argmax};
 use crate::gbdt::{Gbdt, GbdtParams};
@@ -164,18 +166,6 @@ impl Labels {
             )));
         }
         Ok(())
-    }
-}
-
-/// Coefficient of determination (1 is perfect; 0 is no better than the mean).
-pub fn r2(y: &[f64], predicted: &[f64]) -> f64 {
-    let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
-    let ss_res: f64 = y.iter().zip(predicted).map(|(a, b)| (a - b).powi(2)).sum();
-    let ss_tot: f64 = y.iter().map(|a| (a - mean).powi(2)).sum();
-    if ss_tot > 0.0 {
-        1.0 - ss_res / ss_tot
-    } else {
-        0.0
     }
 }
 
