@@ -40,10 +40,15 @@ pub(crate) fn poisoned() -> NnError {
 /// The variables as safetensors bytes (names sorted, so equal weights give equal bytes).
 pub fn to_safetensors(varmap: &VarMap) -> Result<Vec<u8>, NnError> {
     let data = varmap.data().lock().map_err(|_| poisoned())?;
-    let mut tensors: Vec<(String, Tensor)> = data
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
+    serialize(
+        data.iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect(),
+    )
+}
+
+/// Named tensors as safetensors bytes, in memory (candle itself only writes files).
+pub(crate) fn serialize(mut tensors: Vec<(String, Tensor)>) -> Result<Vec<u8>, NnError> {
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     safetensors::tensor::serialize(tensors, None)
         .map_err(|e| NnError::Failed(format!("could not encode the weights: {e}")))

@@ -5,13 +5,13 @@
 //! bytes, and loading checks the one against the other, so a corrupt or mismatched file is an
 //! error, never a panic.
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::config::{Activation, Algorithm};
 use super::net::{Mlp, parameter_shapes};
 use crate::error::NnError;
+use crate::weights::{from_safetensors, serialize};
 
 /// The `kind` of a policy description.
 const KIND: &str = "rl_policy";
@@ -104,12 +104,12 @@ impl Policy {
         };
         let json = serde_json::to_value(&description)
             .map_err(|e| NnError::Failed(format!("could not describe the policy: {e}")))?;
-        let tensors: Vec<(String, Vec<usize>, &[f32])> = tensor_names(self.net.sizes().len() - 1)
+        let tensors = tensor_names(self.net.sizes().len() - 1)
             .zip(self.net.shapes())
             .zip(self.net.params())
-            .map(|((name, shape), data)| (name, shape, data.as_slice()))
-            .collect();
-        Ok((json, safetensors_bytes(&tensors)))
+            .map(|((name, shape), data)| Ok((name, Tensor::from_slice(data, shape, &Device::Cpu)?)))
+            .collect::<Result<Vec<_>, NnError>>()?;
+        Ok((json, serialize(tensors)?))
     }
 
     /// Rebuilds a policy saved with [`Policy::to_parts`], checking that the weights match the
@@ -148,9 +148,7 @@ impl Policy {
                 "the policy weights do not match its description: {e}"
             ))
         };
-        let vb =
-            VarBuilder::from_buffered_safetensors(safetensors.to_vec(), DType::F32, &Device::Cpu)
-                .map_err(corrupt)?;
+        let vb = from_safetensors(safetensors)?;
         let params = tensor_names(sizes.len() - 1)
             .zip(parameter_shapes(&sizes))
             .map(|(name, shape)| vb.get(shape, &name)?.flatten_all()?.to_vec1::<f32>())
@@ -175,31 +173,6 @@ fn outputs(algorithm: Algorithm) -> &'static str {
 /// `layers.{i}.weight` and `layers.{i}.bias` for each layer, in parameter order.
 fn tensor_names(layers: usize) -> impl Iterator<Item = String> {
     (0..layers).flat_map(|l| [format!("layers.{l}.weight"), format!("layers.{l}.bias")])
-}
-
-/// Serialises f32 tensors in the safetensors format: an 8-byte little-endian header length, a
-/// JSON header giving each tensor's dtype, shape and byte range (padded with spaces to a
-/// multiple of 8), then the little-endian data. Written here because candle only saves to files.
-fn safetensors_bytes(tensors: &[(String, Vec<usize>, &[f32])]) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    let mut offset = 0;
-    for (name, shape, data) in tensors {
-        let end = offset + 4 * data.len();
-        header.insert(
-            name.clone(),
-            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }),
-        );
-        offset = end;
-    }
-    let mut header = serde_json::Value::Object(header).to_string().into_bytes();
-    header.resize(header.len().next_multiple_of(8), b' ');
-    let mut bytes = Vec::with_capacity(8 + header.len() + offset);
-    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(&header);
-    for (_, _, data) in tensors {
-        bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    bytes
 }
 
 #[cfg(test)]
