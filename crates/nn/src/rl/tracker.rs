@@ -25,6 +25,8 @@ pub(crate) struct Tracker<'h> {
     next_progress: usize,
     best: Option<(f64, Mlp)>,
     reached_target: bool,
+    /// The latest loss reported (its name and value), for progress messages.
+    last_loss: Option<(String, f64)>,
 }
 
 impl<'h> Tracker<'h> {
@@ -39,6 +41,7 @@ impl<'h> Tracker<'h> {
             next_progress: 0,
             best: None,
             reached_target: false,
+            last_loss: None,
         })
     }
 
@@ -49,7 +52,10 @@ impl<'h> Tracker<'h> {
     }
 
     /// Reports a metric (a loss, averaged over an update).
-    pub(crate) fn metric(&self, timestep: usize, name: &str, value: f64) {
+    pub(crate) fn metric(&mut self, timestep: usize, name: &str, value: f64) {
+        if name.ends_with("_loss") {
+            self.last_loss = Some((name.to_string(), value));
+        }
         (self.hooks.metric)(timestep, name, value);
     }
 
@@ -62,15 +68,19 @@ impl<'h> Tracker<'h> {
         let every = (total / 100).max(1);
         self.next_progress = (timestep / every + 1) * every;
         let recent = &self.episode_returns[self.episode_returns.len().saturating_sub(RECENT)..];
-        let message = if recent.is_empty() {
+        let episodes = self.episode_returns.len();
+        let mut message = if recent.is_empty() {
             format!("step {timestep}/{total}: no episode finished yet")
         } else {
             let mean = recent.iter().map(|(_, r)| r).sum::<f64>() / recent.len() as f64;
             format!(
-                "step {timestep}/{total}: mean return {mean:.1} over the last {} episodes",
+                "step {timestep}/{total}, {episodes} episodes: mean return {mean:.1} over the last {}",
                 recent.len()
             )
         };
+        if let Some((name, value)) = &self.last_loss {
+            message.push_str(&format!(", {name} {value:.4}"));
+        }
         (self.hooks.progress)(timestep.min(total), total, message);
     }
 
