@@ -308,6 +308,9 @@ async fn policies_learn_cartpole_evaluate_and_replay_identically() {
         dqn["metrics"]["offline_transitions"],
         replay["replay"]["transitions"]
     );
+    // A random CartPole policy lasts about 22 steps.
+    let best = dqn["metrics"]["best_eval_mean_return"].as_f64().unwrap();
+    assert!(best >= 100.0, "{dqn}");
 
     let eval = s
         .ok(
