@@ -541,13 +541,13 @@ impl Mlp {
                 let mut loss = model.loss(&out, &bx, &classes, &values)?;
                 loss_sum += loss.to_scalar::<f32>()? as f64 * chunk.len() as f64;
                 if params.weight_decay > 0.0 {
-                    // scikit-learn's L2 term: alpha / 2 · ‖W‖² per sample of the batch.
+                    // scikit-learn's L2 term: alpha / 2 · ‖W‖², divided by the batch size.
                     let mut penalty = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu)?;
                     for w in &weight_vars {
                         penalty = penalty.add(&w.sqr()?.sum_all()?)?;
                     }
                     loss =
-                        loss.add(&(penalty * (params.weight_decay / 2.0 / fitted.rows as f64))?)?;
+                        loss.add(&(penalty * (params.weight_decay / 2.0 / chunk.len() as f64))?)?;
                 }
                 optimizer(&loss)?;
             }
