@@ -491,13 +491,15 @@ async fn reinforcement(
         .take(100)
         .map(|(_, r)| *r)
         .collect();
+    let recent_mean =
+        (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64);
     let mut metrics = json!({
         "environment": outcome.policy.environment(),
         "timesteps": outcome.timesteps,
         "episodes": outcome.episodes,
         "reached_target": outcome.reached_target,
-        "best_eval_mean_return": outcome.evaluations.iter().map(|e| e.1).fold(None, |b: Option<f64>, r| Some(b.map_or(r, |b| b.max(r)))),
-        "train_mean_return_last_100": if recent.is_empty() { None } else { Some(recent.iter().sum::<f64>() / recent.len() as f64) },
+        "best_eval_mean_return": outcome.evaluations.iter().map(|e| e.1).reduce(f64::max),
+        "train_mean_return_last_100": recent_mean,
         "fit_seconds": started.elapsed().as_secs_f64(),
     });
     if let Some(rows) = replay_rows {
