@@ -345,8 +345,9 @@ pub struct ReinforcementInput {
     /// (rl-baselines3-zoo's values) and stop training once a greedy evaluation reaches the
     /// environment's solved return (CartPole 475). Common: total_timesteps, learning_rate,
     /// gamma, hidden_layers, activation (tanh|relu), target_return, eval_every_steps,
-    /// eval_episodes, max_episode_steps. PPO: n_envs, n_steps, batch_size, n_epochs,
-    /// gae_lambda, clip_range, ent_coef, vf_coef. DQN: buffer_size, learning_starts,
+    /// eval_episodes, max_episode_steps. PPO and A3C: normalize_observations,
+    /// normalize_rewards (running statistics, as SB3's VecNormalize; saved with the policy).
+    /// PPO: n_envs, n_steps, batch_size, n_epochs, gae_lambda, clip_range, ent_coef, vf_coef. DQN: buffer_size, learning_starts,
     /// train_freq, gradient_steps, target_update_interval, exploration_fraction,
     /// exploration_final_eps, offline_pretrain_steps. A3C: n_workers, n_steps, ent_coef.
     #[serde(default)]

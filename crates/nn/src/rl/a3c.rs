@@ -8,6 +8,11 @@
 //! update parameters that others are still acting with, as in the original (which used shared
 //! RMSProp); this is what makes it asynchronous, and also why runs are not exactly repeatable.
 //!
+//! With `normalize_observations` the shared parameters come with shared observation
+//! statistics: a worker normalises with the shared statistics as of its last copy plus its own
+//! observations since, and merges those into the shared ones when it next copies the
+//! parameters. With `normalize_rewards` each worker scales its rewards by its own statistics.
+//!
 //! The calling thread coordinates: it relays episode returns and losses to the hooks, checks
 //! for cancellation, and evaluates snapshots of the shared parameters.
 
@@ -23,7 +28,8 @@ use super::TrainOutcome;
 use super::actor_critic::{ActorCritic, Batch, Losses, Objective, gae};
 use super::config::RlConfig;
 use super::env::make_env;
-use super::net::{Adam, clip_grad_norm};
+use super::net::{Adam, Mlp, clip_grad_norm};
+use super::normalize::{ObservationFilter, RewardScaler};
 use super::tracker::Tracker;
 use crate::{Hooks, NnError};
 
@@ -33,10 +39,11 @@ enum Report {
     Update(Losses),
 }
 
-/// The parameters all workers train, with their optimizer.
+/// The parameters all workers train, with their optimizer and the observation statistics.
 struct Shared {
     model: ActorCritic,
     adam: Adam,
+    filter: ObservationFilter,
 }
 
 /// What every worker reads.
@@ -59,7 +66,12 @@ pub(crate) fn train(config: &RlConfig, hooks: &Hooks) -> Result<TrainOutcome, Nn
     let env = make_env(&config.environment, config.max_episode_steps)?;
     let model = ActorCritic::new(env.observation_size(), env.actions(), config, &mut rng);
     let adam = Adam::new(model.lengths(), 1e-5);
-    let shared = Mutex::new(Shared { model, adam });
+    let filter = ObservationFilter::new(config.normalize_observations, env.observation_size());
+    let shared = Mutex::new(Shared {
+        model,
+        adam,
+        filter,
+    });
     let timesteps = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let context = Context {
@@ -101,8 +113,14 @@ pub(crate) fn train(config: &RlConfig, hooks: &Hooks) -> Result<TrainOutcome, Nn
     });
     coordinated?;
     let timestep = timesteps.load(Ordering::Relaxed);
-    let actor = lock(&shared)?.model.actor.clone();
-    tracker.finish(timestep, &actor)
+    let (actor, filter) = snapshot(&shared)?;
+    tracker.finish(timestep, &actor, &filter)
+}
+
+/// Copies of the shared actor and observation statistics.
+fn snapshot(shared: &Mutex<Shared>) -> Result<(Mlp, ObservationFilter), NnError> {
+    let shared = lock(shared)?;
+    Ok((shared.model.actor.clone(), shared.filter.clone()))
 }
 
 /// Relays reports, evaluates and watches for cancellation until the budget is spent, the
@@ -137,8 +155,8 @@ fn coordinate(
             (losses, updates, last_report) = (Losses::default(), 0, timestep);
         }
         if tracker.eval_due(timestep) {
-            let actor = lock(context.shared)?.model.actor.clone();
-            if tracker.evaluate(timestep, &actor)? {
+            let (actor, filter) = snapshot(context.shared)?;
+            if tracker.evaluate(timestep, &actor, &filter)? {
                 return Ok(());
             }
         }
@@ -152,8 +170,16 @@ fn worker(context: &Context, seed: u64, reports: Sender<Report>) -> Result<(), N
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut env = make_env(&config.environment, config.max_episode_steps)?;
     let obs_size = env.observation_size();
-    let mut local = lock(context.shared)?.model.clone();
-    let mut observation = env.reset(rng.next_u64());
+    let (mut local, mut filter) = {
+        let shared = lock(context.shared)?;
+        (shared.model.clone(), shared.filter.clone())
+    };
+    // This worker's observations since it last merged them into the shared statistics.
+    let mut gathered = ObservationFilter::new(config.normalize_observations, obs_size);
+    let mut scaler = RewardScaler::new(config.normalize_rewards, config.gamma, 1);
+    let first = env.reset(rng.next_u64());
+    gathered.update(&first);
+    let mut observation = filter.observe(first);
     let mut episode_return = 0.0;
     let n = config.n_steps;
     let mut batch = Batch {
@@ -171,7 +197,13 @@ fn worker(context: &Context, seed: u64, reports: Sender<Report>) -> Result<(), N
     while !context.stop.load(Ordering::Relaxed)
         && context.timesteps.load(Ordering::Relaxed) < config.total_timesteps
     {
-        local.clone_from(&lock(context.shared)?.model);
+        {
+            let mut shared = lock(context.shared)?;
+            local.clone_from(&shared.model);
+            shared.filter.merge(&gathered);
+            filter.clone_from(&shared.filter);
+        }
+        gathered.clear();
         batch.observations.clear();
         batch.actions.clear();
         values.clear();
@@ -185,20 +217,24 @@ fn worker(context: &Context, seed: u64, reports: Sender<Report>) -> Result<(), N
             let step = env.step(action)?;
             let timestep = context.timesteps.fetch_add(1, Ordering::Relaxed) + 1;
             episode_return += f64::from(step.reward);
-            let mut reward = step.reward;
+            let done = step.terminated || step.truncated;
+            let mut reward = scaler.scale(0, step.reward, done);
             if step.truncated && !step.terminated {
-                reward += config.gamma as f32 * local.value(&step.observation);
+                let last = filter.apply(step.observation.clone());
+                reward += config.gamma as f32 * local.value(&last);
             }
             rewards.push(reward);
-            dones.push(step.terminated || step.truncated);
-            if step.terminated || step.truncated {
+            dones.push(done);
+            let next = if done {
                 let total = std::mem::take(&mut episode_return);
                 // The coordinator has gone only when training is over; nothing is lost then.
                 let _ = reports.send(Report::Episode { timestep, total });
-                observation = env.reset(rng.next_u64());
+                env.reset(rng.next_u64())
             } else {
-                observation = step.observation;
-            }
+                step.observation
+            };
+            gathered.update(&next);
+            observation = filter.observe(next);
         }
         let last_value = local.value(&observation);
         batch.advantages = gae(
@@ -228,7 +264,7 @@ fn worker(context: &Context, seed: u64, reports: Sender<Report>) -> Result<(), N
             };
         {
             let mut shared = lock(context.shared)?;
-            let Shared { model, adam } = &mut *shared;
+            let Shared { model, adam, .. } = &mut *shared;
             adam.step(model.params_mut(), &grads, lr);
         }
         let _ = reports.send(Report::Update(losses));

@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use super::config::RlConfig;
 use super::env::make_env;
 use super::net::{Adam, Init, Mlp, as_tensors, clip_grad_norm, gradients};
+use super::normalize::ObservationFilter;
 use super::tracker::Tracker;
 use super::{TrainOutcome, Transition};
 use crate::{Hooks, NnError};
@@ -171,6 +172,8 @@ pub(crate) fn train(
         buffer.push(&t.state, t.action, t.reward, &t.next_state, t.done);
     }
     let mut tracker = Tracker::new(config, hooks)?;
+    // rl-baselines3-zoo's DQN settings do not normalise observations.
+    let unnormalized = ObservationFilter::new(false, obs_size);
     let lr_at = |timestep: usize| {
         let remaining = 1.0 - timestep as f64 / config.total_timesteps as f64;
         config.learning_rate
@@ -251,12 +254,12 @@ pub(crate) fn train(
             }
             tracker.metric(timestep, "q_loss", loss / config.gradient_steps as f64);
         }
-        if tracker.eval_due(timestep) && tracker.evaluate(timestep, &learner.q)? {
+        if tracker.eval_due(timestep) && tracker.evaluate(timestep, &learner.q, &unnormalized)? {
             break;
         }
         tracker.progress(timestep);
     }
-    tracker.finish(timestep, &learner.q)
+    tracker.finish(timestep, &learner.q, &unnormalized)
 }
 
 /// Checks offline transitions against the environment.

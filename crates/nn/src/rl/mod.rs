@@ -6,6 +6,11 @@
 //! keeps its best model) and stops early once one reaches `target_return`. [`evaluate`] plays
 //! greedy episodes with a trained [`Policy`].
 //!
+//! PPO and A3C can normalise observations by their running mean and variance, as
+//! Stable-Baselines3's `VecNormalize` (`RlConfig::normalize_observations`, on by default where
+//! rl-baselines3-zoo's tuned settings use it, e.g. MountainCar, which is not learnt without
+//! it); the statistics are frozen at evaluation and saved with the policy.
+//!
 //! Everything is seeded: PPO and DQN give the same result for the same seed and settings.
 //! A3C's workers run truly asynchronously, so its runs vary with thread timing.
 
@@ -15,6 +20,7 @@ mod config;
 pub mod dqn;
 pub mod env;
 mod net;
+mod normalize;
 pub mod policy;
 pub mod ppo;
 mod tracker;
@@ -24,7 +30,6 @@ pub use env::{ENVIRONMENT_NAMES, Environment, Step, make_env};
 pub use policy::Policy;
 
 use crate::{Hooks, NnError};
-use net::Mlp;
 
 /// One recorded environment step, e.g. from logs of an existing controller (DQN's offline data).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -132,12 +137,12 @@ pub fn evaluate(
             env.actions()
         )));
     }
-    run_greedy(policy.net(), env.as_mut(), episodes, seed)
+    run_greedy(policy, env.as_mut(), episodes, seed)
 }
 
-/// Greedy episodes of `net` on `env`, episode i reset with `seed + i`.
+/// Greedy episodes of `policy` on `env`, episode i reset with `seed + i`.
 fn run_greedy(
-    net: &Mlp,
+    policy: &Policy,
     env: &mut dyn Environment,
     episodes: usize,
     seed: u64,
@@ -148,7 +153,7 @@ fn run_greedy(
         let mut observation = env.reset(seed.wrapping_add(i as u64));
         let (mut total, mut length) = (0.0, 0);
         loop {
-            let step = env.step(net.argmax(&observation))?;
+            let step = env.step(policy.greedy(&observation))?;
             total += f64::from(step.reward);
             length += 1;
             if step.terminated || step.truncated {

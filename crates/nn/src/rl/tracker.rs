@@ -4,6 +4,7 @@
 use super::config::RlConfig;
 use super::env::{Environment, make_env};
 use super::net::Mlp;
+use super::normalize::ObservationFilter;
 use super::policy::Policy;
 use super::{TrainOutcome, run_greedy};
 use crate::{Hooks, NnError};
@@ -23,7 +24,7 @@ pub(crate) struct Tracker<'h> {
     evaluations: Vec<(usize, f64)>,
     next_eval: usize,
     next_progress: usize,
-    best: Option<(f64, Mlp)>,
+    best: Option<(f64, Policy)>,
     reached_target: bool,
     /// The latest loss reported (its name and value), for progress messages.
     last_loss: Option<(String, f64)>,
@@ -88,11 +89,27 @@ impl<'h> Tracker<'h> {
         self.config.eval_every_steps > 0 && timestep >= self.next_eval
     }
 
-    /// Evaluates `net` greedily, keeps it if it is the best so far, and says whether it reached
-    /// the target return.
-    pub(crate) fn evaluate(&mut self, timestep: usize, net: &Mlp) -> Result<bool, NnError> {
+    /// Evaluates `net`, after `filter`'s current (then frozen) normalisation, greedily; keeps
+    /// it if it is the best so far, and says whether it reached the target return.
+    pub(crate) fn evaluate(
+        &mut self,
+        timestep: usize,
+        net: &Mlp,
+        filter: &ObservationFilter,
+    ) -> Result<bool, NnError> {
+        let policy = Policy::new(
+            self.config.algorithm,
+            &self.config.environment,
+            net.clone(),
+            filter.frozen(),
+        );
         let seed = self.config.seed.wrapping_add(EVAL_SEED_OFFSET);
-        let stats = run_greedy(net, self.eval_env.as_mut(), self.config.eval_episodes, seed)?;
+        let stats = run_greedy(
+            &policy,
+            self.eval_env.as_mut(),
+            self.config.eval_episodes,
+            seed,
+        )?;
         self.evaluations.push((timestep, stats.mean));
         (self.hooks.metric)(timestep, "eval_mean_return", stats.mean);
         if let Some(every) = std::num::NonZeroUsize::new(self.config.eval_every_steps) {
@@ -103,7 +120,7 @@ impl<'h> Tracker<'h> {
             .as_ref()
             .is_none_or(|(best, _)| stats.mean > *best)
         {
-            self.best = Some((stats.mean, net.clone()));
+            self.best = Some((stats.mean, policy));
         }
         self.reached_target = self
             .config
@@ -112,11 +129,16 @@ impl<'h> Tracker<'h> {
         Ok(self.reached_target)
     }
 
-    /// Ends training at `timestep`: evaluates `last` unless the target was reached or that
-    /// evaluation just happened, and returns the best network evaluated.
-    pub(crate) fn finish(mut self, timestep: usize, last: &Mlp) -> Result<TrainOutcome, NnError> {
+    /// Ends training at `timestep`: evaluates `last` (with `filter`) unless the target was
+    /// reached or that evaluation just happened, and returns the best policy evaluated.
+    pub(crate) fn finish(
+        mut self,
+        timestep: usize,
+        last: &Mlp,
+        filter: &ObservationFilter,
+    ) -> Result<TrainOutcome, NnError> {
         if !self.reached_target && self.evaluations.last().is_none_or(|&(t, _)| t != timestep) {
-            self.evaluate(timestep, last)?;
+            self.evaluate(timestep, last, filter)?;
         }
         self.next_progress = 0;
         self.progress(timestep);
@@ -127,7 +149,7 @@ impl<'h> Tracker<'h> {
             .take()
             .ok_or_else(|| NnError::Failed("training made no evaluation".into()))?;
         Ok(TrainOutcome {
-            policy: Policy::new(self.config.algorithm, &self.config.environment, best),
+            policy: best,
             timesteps: timestep,
             episodes: self.episode_returns.len(),
             episode_returns: self.episode_returns,
