@@ -347,9 +347,10 @@ pub struct ReinforcementInput {
     /// gamma, hidden_layers, activation (tanh|relu), target_return, eval_every_steps,
     /// eval_episodes, max_episode_steps. PPO and A3C: normalize_observations,
     /// normalize_rewards (running statistics, as SB3's VecNormalize; saved with the policy).
-    /// PPO: n_envs, n_steps, batch_size, n_epochs, gae_lambda, clip_range, ent_coef, vf_coef. DQN: buffer_size, learning_starts,
-    /// train_freq, gradient_steps, target_update_interval, exploration_fraction,
-    /// exploration_final_eps, offline_pretrain_steps. A3C: n_workers, n_steps, ent_coef.
+    /// PPO: n_envs, n_steps, batch_size, n_epochs, gae_lambda, clip_range, ent_coef, vf_coef.
+    /// DQN: buffer_size, learning_starts, train_freq, gradient_steps, target_update_interval,
+    /// exploration_fraction, exploration_final_eps, offline_pretrain_steps. A3C: n_workers,
+    /// n_steps, ent_coef.
     #[serde(default)]
     pub hyperparameters: Map<String, Value>,
     /// Unique job name (letters, digits, `-`, `_`, `.`); it names the model folder. Generated when absent.
