@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use mlops_core::{ArtifactStore, ToolContext};
+use mlops_core::{ArtifactStore, ModelManifest, ToolContext};
 use mlops_data::pipeline::TaskType;
 use polars::prelude::Column;
 use serde::{Deserialize, Serialize};
@@ -220,6 +220,19 @@ pub async fn execute(
     }
 }
 
+/// Records the fitted pipeline and the training data in `m`: a model carries what it needs to
+/// score raw data, and where it came from.
+fn record_lineage(
+    m: &mut ModelManifest,
+    pipeline: &mlops_data::FittedPipeline,
+    data_uri: String,
+) -> Result<(), TrainError> {
+    m.pipeline =
+        Some(serde_json::to_value(pipeline).map_err(|e| TrainError::Failed(e.to_string()))?);
+    m.training_data_uri = Some(data_uri);
+    Ok(())
+}
+
 /// Feature names with their importances, largest first (the top 20).
 fn top_importances(names: &[String], importances: Option<Vec<f64>>) -> Value {
     let Some(importances) = importances else {
@@ -301,9 +314,7 @@ async fn supervised(
     );
     m.target = Some(target.name.clone());
     m.classes = target.classes.clone();
-    m.pipeline =
-        Some(serde_json::to_value(&pipeline).map_err(|e| TrainError::Failed(e.to_string()))?);
-    m.training_data_uri = Some(prepared.data_uri);
+    record_lineage(&mut m, &pipeline, prepared.data_uri)?;
     let uri = save_model(store, job, &model, m).await?;
     Ok((metrics, uri))
 }
@@ -380,10 +391,7 @@ async fn clustering(
         hyperparameters,
         metrics.clone(),
     );
-    m.pipeline = Some(
-        serde_json::to_value(&prepared.pipeline).map_err(|e| TrainError::Failed(e.to_string()))?,
-    );
-    m.training_data_uri = Some(prepared.data_uri);
+    record_lineage(&mut m, &prepared.pipeline, prepared.data_uri)?;
     let uri = save_model(store, job, &fit.model, m).await?;
     Ok((metrics, uri))
 }
@@ -454,10 +462,7 @@ async fn reduction(
         hyperparameters,
         metrics.clone(),
     );
-    m.pipeline = Some(
-        serde_json::to_value(&prepared.pipeline).map_err(|e| TrainError::Failed(e.to_string()))?,
-    );
-    m.training_data_uri = Some(prepared.data_uri);
+    record_lineage(&mut m, &prepared.pipeline, prepared.data_uri)?;
     let uri = save_model(store, job, &model, m).await?;
     Ok((metrics, uri))
 }
