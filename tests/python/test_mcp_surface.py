@@ -1,7 +1,8 @@
 """The MCP surface through the official Python MCP SDK client: a 100k-row table paged with
 `offset`/`next_offset` under the result bound, an evaluation report read as a resource, prompts
 listed and filled in, a training run with progress notifications, the polling fallback for long
-runs (`wait: false` + `get_training_metrics`), and bad cursors, URIs and limits refused.
+runs (`wait: false` + `get_training_metrics`), a reinforcement-learning run's progress and its
+policy played, and bad cursors, URIs and limits refused.
 
 Run from the repository root after `cargo build` (set MLOPS_MCP_BIN to use another binary)."""
 import asyncio
@@ -196,3 +197,40 @@ def test_report_as_resource_prompts_progress_and_polling(home):
     assert not started.is_error and started.structured_content["status"] in ("pending", "running", "completed")
     assert polled[-1] == "completed", polled
     assert final.structured_content["metrics"]["train_accuracy"] > 0.8
+
+
+def test_reinforcement_streams_progress_and_the_policy_plays(home):
+    """A PPO run reports steps, episodes and the mean return as progress notifications; the saved
+    policy is played by evaluate_reinforcement, which returns the reward curve as an image."""
+    progress = []
+
+    async def on_progress(done, total, message):
+        progress.append((done, total, message))
+
+    async def body(session):
+        trained = await session.call_tool(
+            "train_reinforcement",
+            {
+                "algorithm": "ppo",
+                "training_job_name": "py-ppo",
+                "hyperparameters": {"total_timesteps": 20000, "target_return": None},
+            },
+            progress_callback=on_progress,
+        )
+        played = await session.call_tool("evaluate_reinforcement", {"model_uri": "models/py-ppo", "n_episodes": 10})
+        return trained, played
+
+    trained, played = asyncio.run(session_run(home, body))
+    assert not trained.is_error, trained.content
+    # PPO finishes its last rollout (8 environments x 32 steps), as Stable-Baselines3 does.
+    assert 20000 <= trained.structured_content["metrics"]["timesteps"] < 20000 + 256
+    assert len(progress) >= 10, progress
+    assert all(total == 20000 for _, total, _ in progress)
+    assert [p[0] for p in progress] == sorted(p[0] for p in progress), "progress only moves forward"
+    assert any("episodes: mean return" in (m or "") for _, _, m in progress), progress[-1]
+
+    assert not played.is_error, played.content
+    result = played.structured_content
+    assert result["environment"] == "CartPole-v1" and len(result["returns"]) == 10
+    assert result["min_return"] <= result["mean_return"] <= result["max_return"]
+    assert any(c.type == "image" and c.mime_type == "image/png" for c in played.content)
