@@ -13,7 +13,6 @@
 //! connection errors are retried with exponential backoff and full jitter, a bounded number of times.
 
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -132,37 +131,14 @@ impl AwsError {
     }
 }
 
-/// How failed calls are retried: up to `max_attempts` tries in all, waiting a random time up to
-/// `base_delay * 2^n` (capped at `max_delay`) before try `n + 1`.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
+pub use mlops_core::RetryPolicy;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `retry` (0 for the first retry): full jitter.
-    fn delay(&self, retry: u32) -> Duration {
-        let cap = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(retry))
-            .min(self.max_delay);
-        // A fresh RandomState is randomly keyed: jitter without a random-number crate.
-        let random = std::collections::hash_map::RandomState::new().hash_one(retry);
-        cap.mul_f64((random % 1024) as f64 / 1023.0)
-    }
-}
+/// How AWS calls are retried: 4 tries, waiting up to 0.2, 0.4 and 0.8 s (jittered, capped at 5 s).
+pub const AWS_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 4,
+    base_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(5),
+};
 
 /// What every AWS client shares: region, credentials, endpoint overrides, HTTP client and retries.
 /// Cheap to clone.
@@ -232,7 +208,7 @@ impl AwsConfig {
             endpoint: None,
             service_endpoints: BTreeMap::new(),
             http,
-            retry: RetryPolicy::default(),
+            retry: AWS_RETRY,
         })
     }
 
@@ -369,7 +345,7 @@ impl Transport {
             if !e.is_retryable() || attempt >= retry.max_attempts.max(1) {
                 return Err(e);
             }
-            let wait = retry.delay(attempt - 1);
+            let wait = retry.jittered(attempt - 1);
             tracing::debug!(
                 service = self.service.signing_name,
                 operation,
@@ -767,18 +743,5 @@ mod tests {
                 .to_string()
                 .contains("AWS_ENDPOINT_URL")
         );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy {
-            max_attempts: 10,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(350),
-        };
-        for retry in 0..8 {
-            let cap = Duration::from_millis((100u64 << retry).min(350));
-            assert!(p.delay(retry) <= cap);
-        }
     }
 }

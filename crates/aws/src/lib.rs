@@ -13,7 +13,7 @@ pub mod secrets;
 #[cfg(test)]
 mod mock;
 
-pub use client::{AwsClient, AwsConfig, AwsError, QueryClient, RetryPolicy, Service};
+pub use client::{AWS_RETRY, AwsClient, AwsConfig, AwsError, QueryClient, RetryPolicy, Service};
 pub use logs::{LogShipper, LogShipperOptions};
 pub use metrics::MetricsPublisher;
 pub use secrets::SecretsManager;

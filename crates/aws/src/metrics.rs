@@ -197,7 +197,7 @@ mod tests {
             .unwrap()
             .with_retry(RetryPolicy {
                 max_attempts: 1,
-                ..RetryPolicy::default()
+                ..crate::client::AWS_RETRY
             });
         MetricsPublisher::new(&config, "Test NS")
             .put(&data)

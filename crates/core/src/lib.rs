@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod retry;
 pub mod secrets;
 pub mod store;
 pub mod tool;
@@ -18,6 +19,7 @@ pub mod tool;
 pub use artifact::{BlobInfo, ModelArtifact, ModelManifest};
 pub use config::Config;
 pub use error::{ToolError, error_chain};
+pub use retry::RetryPolicy;
 pub use store::{ArtifactRef, ArtifactStore, StoreError};
 pub use tool::{
     Annotations, Capability, PAGE_BYTES, ProgressFn, ToolContext, ToolDef, ToolImage, ToolOutput,

@@ -87,38 +87,15 @@ pub struct GithubConfig {
     pub repository: Option<String>,
 }
 
-/// How failed deliveries are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// Delay before the second attempt; doubled for each further one.
-    pub base_delay: Duration,
-    /// Longest delay between attempts (a server's `Retry-After` is honoured up to this too).
-    pub max_delay: Duration,
-}
+pub use mlops_core::RetryPolicy;
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 6,
-            base_delay: Duration::from_secs(2),
-            max_delay: Duration::from_secs(600),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay after the `attempt`-th failed attempt (1-based), or the server's `Retry-After`
-    /// when it asked for longer; never more than `max_delay`.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = attempt.saturating_sub(1).min(20);
-        let backoff = self.base_delay.saturating_mul(1u32 << exp);
-        backoff
-            .max(retry_after.unwrap_or_default())
-            .min(self.max_delay)
-    }
-}
+/// How failed deliveries are retried: 6 attempts, 2 s doubling up to 10 minutes, or longer when a
+/// server's `Retry-After` asks (up to that cap too).
+pub const DELIVERY_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 6,
+    base_delay: Duration::from_secs(2),
+    max_delay: Duration::from_secs(600),
+};
 
 /// Everything the notification capability reads.
 #[derive(Debug, Clone)]
@@ -162,7 +139,7 @@ impl NotifyConfig {
             teams_webhook_url: None,
             discord_webhook_url: None,
             github: None,
-            retry: RetryPolicy::default(),
+            retry: DELIVERY_RETRY,
             poll_interval: Duration::from_millis(500),
             lease: Duration::from_secs(120),
             send_timeout: Duration::from_secs(30),
@@ -470,25 +447,5 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("SMTP_STARTTLS"), "{e}");
-    }
-
-    #[test]
-    fn backoff_doubles_and_honours_retry_after_within_the_cap() {
-        let p = RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(2),
-        };
-        assert_eq!(p.delay(1, None), Duration::from_millis(100));
-        assert_eq!(p.delay(3, None), Duration::from_millis(400));
-        assert_eq!(p.delay(10, None), Duration::from_secs(2));
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(1))),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(60))),
-            Duration::from_secs(2)
-        );
     }
 }

@@ -21,7 +21,7 @@ pub mod template;
 
 pub use capability::NotifyCapability;
 pub use channel::{Channel, ChannelError, Message};
-pub use config::{NotifyConfig, RetryPolicy};
+pub use config::{DELIVERY_RETRY, NotifyConfig, RetryPolicy};
 pub use notifier::{NotificationReceipt, NotificationRequest, Notifier, WorkerHandle};
 pub use outbox::{DeliveryRecord, DeliveryState, Outbox};
 pub use template::{Level, Link, Metric, Rendered, TemplateInfo, Templates};

@@ -479,7 +479,7 @@ async fn deliver(
             reason,
             retry_after,
         }) => {
-            let delay = policy.delay(c.attempts as u32, retry_after);
+            let delay = policy.after_failure(c.attempts as u32, retry_after);
             tracing::info!(notification_id = %id, channel = %c.channel, attempt = c.attempts, status = "retrying", retry_in_ms = delay.as_millis() as u64, error = %reason, "notification attempt failed; will retry");
             outbox.reschedule(&c.id, owner, delay, &reason).await?
         }
