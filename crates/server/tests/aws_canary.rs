@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,37 +18,11 @@ use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-/// A moto server on a free port, stopped when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = common::free_port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto_server ({e}): these tests need the local AWS stand-in; pip install -r tests/python/requirements.txt"));
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    moto
+/// moto, required: these tests have no skip path.
+fn start_moto() -> common::Moto {
+    common::start_moto().expect(
+        "these tests need moto_server, the local AWS stand-in: pip install -r tests/python/requirements.txt",
+    )
 }
 
 fn aws(endpoint: &str) -> AwsConfig {
@@ -122,7 +94,7 @@ async fn log_events(logs: &AwsClient, group: &str, stream: &str) -> Vec<String> 
 #[tokio::test]
 async fn a_canary_secret_never_reaches_stderr_or_cloudwatch() {
     let moto = start_moto();
-    let config = aws(&moto.endpoint);
+    let config = aws(&moto.endpoint());
     let run = std::process::id();
     let prefix = format!("canary-{run}/");
     // The canary is a secret of its own (the webhook secret) and part of another (a webhook URL).
@@ -154,7 +126,10 @@ async fn a_canary_secret_never_reaches_stderr_or_cloudwatch() {
         .unwrap();
     let key_arn = key["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
     let bucket = format!("canary-{run}");
-    assert!(http(&moto.endpoint, "PUT", &format!("/{bucket}")).starts_with("HTTP/1.1 200"));
+    assert!(
+        moto.status("PUT", &format!("/{bucket}"), b"")
+            .starts_with("HTTP/1.1 200")
+    );
 
     let home = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
@@ -180,7 +155,7 @@ async fn a_canary_secret_never_reaches_stderr_or_cloudwatch() {
     let (client, stderr, reader) = spawn_server(&[
         ("MLOPS_HOME", &home_path),
         ("LOG_LEVEL", "DEBUG"),
-        ("AWS_ENDPOINT_URL", &moto.endpoint),
+        ("AWS_ENDPOINT_URL", &moto.endpoint()),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("AWS_REGION", "us-east-1"),
@@ -282,7 +257,7 @@ async fn a_canary_secret_never_reaches_stderr_or_cloudwatch() {
     // when signed, so boto3 asks).
     let head = Command::new("python3")
         .args(["-c", "import boto3,sys; h=boto3.client('s3',endpoint_url=sys.argv[1],region_name='us-east-1',aws_access_key_id='testing',aws_secret_access_key='testing').head_object(Bucket=sys.argv[2],Key='processed/canary/raw.parquet'); print(h['ServerSideEncryption'], h['SSEKMSKeyId'])"])
-        .arg(&moto.endpoint)
+        .arg(moto.endpoint())
         .arg(&bucket)
         .output()
         .unwrap();
@@ -366,18 +341,4 @@ async fn cloudwatch_unreachable_leaves_tool_calls_and_stderr_working() {
     assert_eq!(warning.len(), 1, "warned once per outage: {stderr:#?}");
     let warning: Value = serde_json::from_str(warning[0]).unwrap();
     assert_eq!(warning["level"], "WARN");
-}
-
-/// A raw, unsigned HTTP request to moto (which does not check signatures); returns the response head.
-fn http(endpoint: &str, method: &str, path: &str) -> String {
-    let host = endpoint.trim_start_matches("http://");
-    let mut s = TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }

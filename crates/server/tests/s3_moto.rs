@@ -5,26 +5,19 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 
 use serde_json::json;
 
 /// A raw, unsigned HTTP request to moto (which does not check signatures); returns the response head.
-fn http(port: u16, method: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[tokio::test]
 async fn processed_data_round_trips_through_s3_with_kms() {
     let Some(moto) = common::start_moto() else {
         return;
     };
-    assert!(http(moto.port, "PUT", "/mlops-test").starts_with("HTTP/1.1 200"));
+    assert!(
+        moto.status("PUT", "/mlops-test", b"")
+            .starts_with("HTTP/1.1 200")
+    );
     let home = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
     let status = std::process::Command::new(common::BIN)
@@ -40,7 +33,7 @@ async fn processed_data_round_trips_through_s3_with_kms() {
         .status()
         .unwrap();
     assert!(status.success());
-    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let endpoint = moto.endpoint();
     let data_dirs = local.path().display().to_string();
     let client = common::Server::connect_with(
         home.path(),
@@ -153,7 +146,7 @@ async fn the_registry_tools_work_on_sagemaker() {
         return;
     };
     let home = tempfile::tempdir().unwrap();
-    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let endpoint = moto.endpoint();
     let env = [
         ("MLOPS_REGISTRY", "sagemaker"),
         ("AWS_ENDPOINT_URL", endpoint.as_str()),

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,20 +22,6 @@ const ROLE: &str = "arn:aws:iam::123456789012:role/mlops-training";
 const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-mcp:test";
 
 /// A raw, unsigned HTTP request to moto (which does not check signatures); returns the status line.
-fn http(port: u16, method: &str, path: &str, body: &[u8]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.lines().next().unwrap_or_default().to_string()
-}
-
 fn generate(rows: usize, out: &Path) {
     let status = Command::new(common::BIN)
         .args(["datasets", "generate", "classification", "--rows"])
@@ -126,13 +110,15 @@ async fn sagemaker_jobs_run_the_worker_and_report_like_local_ones() {
     let Some(moto) = common::start_moto() else {
         return;
     };
-    let endpoint = format!("http://127.0.0.1:{}", moto.port);
-    assert!(http(moto.port, "PUT", &format!("/{BUCKET}"), b"").contains("200"));
+    let endpoint = moto.endpoint();
+    assert!(
+        moto.status("PUT", &format!("/{BUCKET}"), b"")
+            .contains("200")
+    );
     let local = tempfile::tempdir().unwrap();
     let csv = local.path().join("train.csv");
     generate(400, &csv);
-    let put = http(
-        moto.port,
+    let put = moto.status(
         "PUT",
         &format!("/{BUCKET}/prefix/datasets/train.csv"),
         &std::fs::read(&csv).unwrap(),
@@ -165,8 +151,7 @@ async fn sagemaker_jobs_run_the_worker_and_report_like_local_ones() {
     )
     .await;
     assert!(e.contains("SAGEMAKER_ROLE_ARN is not set"), "{e}");
-    let head = http(
-        moto.port,
+    let head = moto.status(
         "HEAD",
         &format!("/{BUCKET}/prefix/jobs/no-role/spec.json"),
         b"",

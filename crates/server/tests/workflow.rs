@@ -573,7 +573,7 @@ async fn asl_export_is_accepted_by_step_functions() {
         .args([
             "-c",
             "import boto3,sys; c=boto3.client('stepfunctions',endpoint_url=sys.argv[1],region_name='us-east-1',aws_access_key_id='testing',aws_secret_access_key='testing'); r=c.create_state_machine(name='mlops-train',definition=sys.stdin.read(),roleArn='arn:aws:iam::123456789012:role/sfn'); d=c.describe_state_machine(stateMachineArn=r['stateMachineArn']); print(d['status'], len(d['definition']))",
-            &format!("http://127.0.0.1:{}", moto.port),
+            &moto.endpoint(),
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
