@@ -149,8 +149,9 @@ fn limit_settings() -> anyhow::Result<LimitSettings> {
     let mut settings = LimitSettings::default();
     if let Some(rate) = number("MLOPS_HTTP_RATE_LIMIT")? {
         settings.rate_per_second = std::num::NonZeroU32::new(rate);
-        if let Some(r) = settings.rate_per_second {
-            settings.burst = r.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+        // A burst of two seconds' worth, unless MLOPS_HTTP_RATE_BURST says otherwise.
+        if let Some(burst) = std::num::NonZeroU32::new(rate.saturating_mul(2)) {
+            settings.burst = burst;
         }
     }
     if let Some(burst) = number("MLOPS_HTTP_RATE_BURST")? {

@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use serde_json::json;
 
 /// A raw, unsigned HTTP request to moto (which does not check signatures); returns the response head.
