@@ -424,7 +424,16 @@ async fn ray_runs_the_worker_and_the_job_reports_like_a_local_one() {
         done["metrics"]["train_accuracy"].as_f64().unwrap() > 0.8,
         "{done}"
     );
-    let ran = ray_job(&ray.url, "ray-rf").await;
+    // The tool returns once the worker's result is saved; Ray marks the job finished when the
+    // worker process has exited, a moment later.
+    let mut ran = ray_job(&ray.url, "ray-rf").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ["PENDING", "RUNNING"].contains(&ran["status"].as_str().unwrap_or_default())
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        ran = ray_job(&ray.url, "ray-rf").await;
+    }
     assert_eq!(ran["status"], "SUCCEEDED", "{ran}");
     let entrypoint = ran["entrypoint"].as_str().unwrap();
     assert!(
