@@ -5,8 +5,7 @@
 use bytes::Bytes;
 use mlops_core::{ArtifactStore, ModelArtifact, ToolError, ToolImage, ToolResponse};
 use mlops_train::TrainedModel;
-use mlops_train::jobs::MetricPoint;
-use mlops_train::runner::{HISTORY_BLOB, check_job_name};
+use mlops_train::runner::{check_job_name, saved_history};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -140,11 +139,7 @@ pub async fn evaluate_reinforcement(
         .environment
         .clone()
         .unwrap_or_else(|| policy.environment().to_string());
-    let history: Vec<MetricPoint> = artifact
-        .blobs
-        .get(HISTORY_BLOB)
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .unwrap_or_default();
+    let history = saved_history(&artifact);
     let (episodes, seed, limit) = (i.n_episodes, i.seed, i.max_episode_steps);
     let env = environment.clone();
     let (stats, plot) = tokio::task::spawn_blocking(move || {

@@ -10,7 +10,7 @@ use mlops_train::cluster::cluster_scores;
 use mlops_train::jobs::MetricPoint;
 use mlops_train::matrix::{Matrix, class_indices, numeric_target};
 use mlops_train::reduce::Pca;
-use mlops_train::runner::HISTORY_BLOB;
+use mlops_train::runner::saved_history;
 use serde_json::{Map, Value, json};
 
 use crate::capability::{LoadedModel, load_for_task};
@@ -123,12 +123,7 @@ pub async fn evaluate(
         ("regression", Some(t)) => Truth::Values(numeric_target(&df, t).map_err(ToolError::from)?),
         _ => Truth::None,
     };
-    let history: Vec<MetricPoint> = loaded
-        .artifact
-        .blobs
-        .get(HISTORY_BLOB)
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .unwrap_or_default();
+    let history = saved_history(&loaded.artifact);
     let model_uri = loaded.artifact.folder_uri();
     let rows = x.rows;
     let (metrics, plots) = tokio::task::spawn_blocking(move || {

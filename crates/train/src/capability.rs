@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::backend::Backend;
 use crate::error::TrainError;
-use crate::jobs::{JobManager, JobSnapshot, JobStatus, MetricPoint};
+use crate::jobs::{JobManager, JobSnapshot, JobStatus};
 use crate::model::TrainedModel;
-use crate::runner::{HISTORY_BLOB, JobOptions, check_job_name, start_job};
+use crate::runner::{JobOptions, check_job_name, saved_history, start_job};
 use crate::spec::{SPEC_VERSION, Task, TrainingSpec, execute};
 
 /// Capability 2: ML Training.
@@ -585,11 +585,7 @@ async fn training_metrics(
         }
         Err(e) => return Err(e.into()),
     };
-    let history: Vec<MetricPoint> = artifact
-        .blobs
-        .get(HISTORY_BLOB)
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .unwrap_or_default();
+    let history = saved_history(&artifact);
     let uri = artifact.uri.clone().unwrap_or_default();
     let manifest = artifact.manifest;
     Ok(JobReport(

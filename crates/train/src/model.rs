@@ -44,7 +44,7 @@ fn decode<T: serde::de::DeserializeOwned>(a: &ModelArtifact, blob: &str) -> Resu
     })
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, TrainError> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, TrainError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|e| TrainError::Failed(format!("could not encode the model: {e}")))
@@ -121,15 +121,15 @@ impl TrainedModel {
             "dbscan" => TrainedModel::Dbscan(decode(a, MODEL_BLOB)?),
             "pca" => TrainedModel::Pca(decode(a, MODEL_BLOB)?),
             "neural_network" => TrainedModel::NeuralNetwork(neural::mlp_from_parts(
-                a.blob(MODEL_BLOB)?,
+                decode(a, MODEL_BLOB)?,
                 a.blob(WEIGHTS_BLOB)?,
             )?),
             "autoencoder" => TrainedModel::Autoencoder(neural::autoencoder_from_parts(
-                a.blob(MODEL_BLOB)?,
+                decode(a, MODEL_BLOB)?,
                 a.blob(WEIGHTS_BLOB)?,
             )?),
             "ppo" | "dqn" | "a3c" => TrainedModel::Policy(neural::policy_from_parts(
-                a.blob(MODEL_BLOB)?,
+                decode(a, MODEL_BLOB)?,
                 a.blob(WEIGHTS_BLOB)?,
             )?),
             "tsne" => {

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::cluster::KMeans;
 use crate::error::TrainError;
 use crate::matrix::Matrix;
+use crate::model::encode;
 
 /// The weights blob of every neural model.
 pub const WEIGHTS_BLOB: &str = "weights.safetensors";
@@ -41,39 +42,22 @@ pub struct Autoencoder {
     pub threshold: f64,
 }
 
+/// The autoencoder's `model.json`: its network's description, the k-means model, the threshold.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AutoencoderDescription {
+pub(crate) struct AutoencoderDescription {
     network: Value,
     kmeans: KMeans,
     threshold: f64,
 }
 
 impl Autoencoder {
-    pub fn latent(&self, x: &Matrix) -> Result<Matrix, TrainError> {
-        let codes = self.network.encode(&row_major(x), x.rows)?;
-        Ok(from_row_major(&codes, x.rows, self.network.latent_size()))
-    }
-
+    /// The k-means cluster of each row's latent code.
     pub fn predict(&self, x: &Matrix) -> Result<Vec<i64>, TrainError> {
-        Ok(self.kmeans.predict(&self.latent(x)?))
+        let codes = self.network.encode(&row_major(x), x.rows)?;
+        let latent = from_row_major(&codes, x.rows, self.network.latent_size());
+        Ok(self.kmeans.predict(&latent))
     }
-
-    /// Each row's reconstruction error (its anomaly score).
-    pub fn scores(&self, x: &Matrix) -> Result<Vec<f64>, TrainError> {
-        Ok(self.network.reconstruction_errors(&row_major(x), x.rows)?)
-    }
-}
-
-fn encode(value: &impl Serialize) -> Result<Bytes, TrainError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| TrainError::Failed(format!("could not describe the model: {e}")))
-}
-
-fn description<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, TrainError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| TrainError::invalid(format!("the model description is not valid: {e}")))
 }
 
 /// The description (JSON) and weights of each neural model kind.
@@ -82,8 +66,8 @@ pub fn mlp_parts(net: &Mlp) -> Result<(Bytes, Bytes), TrainError> {
     Ok((encode(&spec)?, Bytes::from(weights)))
 }
 
-pub fn mlp_from_parts(desc: &[u8], weights: &[u8]) -> Result<Mlp, TrainError> {
-    Ok(Mlp::from_parts(&description::<Value>(desc)?, weights)?)
+pub fn mlp_from_parts(desc: Value, weights: &[u8]) -> Result<Mlp, TrainError> {
+    Ok(Mlp::from_parts(&desc, weights)?)
 }
 
 pub fn autoencoder_parts(a: &Autoencoder) -> Result<(Bytes, Bytes), TrainError> {
@@ -96,8 +80,10 @@ pub fn autoencoder_parts(a: &Autoencoder) -> Result<(Bytes, Bytes), TrainError> 
     Ok((encode(&desc)?, Bytes::from(weights)))
 }
 
-pub fn autoencoder_from_parts(desc: &[u8], weights: &[u8]) -> Result<Autoencoder, TrainError> {
-    let d: AutoencoderDescription = description(desc)?;
+pub(crate) fn autoencoder_from_parts(
+    d: AutoencoderDescription,
+    weights: &[u8],
+) -> Result<Autoencoder, TrainError> {
     let network = Mlp::from_parts(&d.network, weights)?;
     if d.kmeans.n_features != network.latent_size() {
         return Err(TrainError::invalid(
@@ -116,8 +102,8 @@ pub fn policy_parts(p: &Policy) -> Result<(Bytes, Bytes), TrainError> {
     Ok((encode(&desc)?, Bytes::from(weights)))
 }
 
-pub fn policy_from_parts(desc: &[u8], weights: &[u8]) -> Result<Policy, TrainError> {
-    Ok(Policy::from_parts(&description::<Value>(desc)?, weights)?)
+pub fn policy_from_parts(desc: Value, weights: &[u8]) -> Result<Policy, TrainError> {
+    Ok(Policy::from_parts(&desc, weights)?)
 }
 
 /// The transitions of a replay table written by `preprocess_reinforcement` (columns `s_0…`,

@@ -18,6 +18,15 @@ use crate::model::TrainedModel;
 const MAX_JOB_NAME: usize = 63;
 /// The artifact blob that keeps a job's metrics history after the server restarts.
 pub const HISTORY_BLOB: &str = "metrics_history.json";
+
+/// The metrics history saved with a model (empty when it has none).
+pub fn saved_history(artifact: &ModelArtifact) -> Vec<MetricPoint> {
+    artifact
+        .blobs
+        .get(HISTORY_BLOB)
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or_default()
+}
 /// How long a stopped job waits for a fit that cannot be interrupted before giving up on it.
 const ABANDON_AFTER: Duration = Duration::from_millis(500);
 
