@@ -194,9 +194,16 @@ impl Moto {
         )
         .unwrap();
         s.write_all(body).unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out.lines().next().unwrap_or_default().to_string()
+        // moto may reset the connection once it has answered; the status line is all we need.
+        let mut out = Vec::new();
+        let read = s.read_to_end(&mut out);
+        let head = String::from_utf8_lossy(&out);
+        let status = head.lines().next().unwrap_or_default().to_string();
+        assert!(
+            !status.is_empty(),
+            "moto gave no answer to {method} {path}: {read:?}"
+        );
+        status
     }
 }
 
