@@ -10,7 +10,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 echo "== Python MCP SDK client tests"
 cargo build --locked -p mlops-mcp
 python3 -m pytest -q tests/python

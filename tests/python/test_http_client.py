@@ -6,7 +6,7 @@ set MLOPS_MCP_BIN to use another)."""
 import asyncio
 import os
 import pathlib
-import socket
+import re
 import subprocess
 import tempfile
 import time
@@ -22,10 +22,13 @@ BIN = os.environ.get("MLOPS_MCP_BIN", str(ROOT / "target" / "debug" / "mlops-mcp
 TOKEN = "python-sdk-token-0123456789abcdef"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def announced_base(server: subprocess.Popen) -> str:
+    """The base URL the server prints once listening (`serve --http 127.0.0.1:0` picks the port
+    itself, so no other process can take it first)."""
+    line = server.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    assert match, f"serve --http announced no address: {line!r} (exit {server.poll()})"
+    return f"http://127.0.0.1:{match.group(1)}"
 
 
 def wait_healthy(base: str, server: subprocess.Popen) -> None:
@@ -76,11 +79,12 @@ def test_train_over_streamable_http_with_a_bearer_token():
             check=True,
             env={**os.environ, "LOG_LEVEL": "WARN"},
         )
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
         env = {"MLOPS_HOME": home, "LOG_LEVEL": "WARN", "PATH": os.environ.get("PATH", ""), "MLOPS_HTTP_TOKENS": TOKEN}
-        server = subprocess.Popen([BIN, "serve", "--http", f"127.0.0.1:{port}"], env=env, stdin=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [BIN, "serve", "--http", "127.0.0.1:0"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+        )
         try:
+            base = announced_base(server)
             wait_healthy(base, server)
             unauthenticated, init, tools, train, progress = asyncio.run(train_over_http(f"{base}/mcp"))
         finally:

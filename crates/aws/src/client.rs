@@ -668,12 +668,9 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_endpoints_are_retried_then_named() {
-        // A port that was free a moment ago: connection refused.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // A port bound but not listening: connection refused.
+        let down = mlops_testkit::RefusedPort::new();
+        let port = down.port;
         let config = fast(
             AwsConfig::with_static_credentials("us-east-1", "AKID", "secret-key-value-123")
                 .unwrap()

@@ -46,16 +46,6 @@ impl Captured {
     }
 }
 
-/// A local port with nothing listening: an AWS endpoint that is down.
-fn dead_endpoint() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}")
-}
-
 fn fast_retries(config: AwsConfig) -> AwsConfig {
     config.with_retry(RetryPolicy {
         max_attempts: 2,
@@ -126,10 +116,11 @@ async fn secrets_are_read_cached_and_rotated_after_the_ttl() {
 
 #[tokio::test]
 async fn secrets_manager_down_at_start_up_names_the_secret() {
+    let port = mlops_testkit::RefusedPort::new();
     let down = fast_retries(
         AwsConfig::with_static_credentials("us-east-1", "testing", "testing")
             .unwrap()
-            .with_endpoint(&dead_endpoint())
+            .with_endpoint(&port.url())
             .unwrap(),
     );
     let chain = SecretChain::new(
@@ -224,10 +215,11 @@ async fn log_lines_arrive_in_the_log_group_masked() {
 
 #[tokio::test]
 async fn cloudwatch_unreachable_leaves_stderr_flowing_and_counts_dropped_lines() {
+    let port = mlops_testkit::RefusedPort::new();
     let down = fast_retries(
         AwsConfig::with_static_credentials("us-east-1", "testing", "testing")
             .unwrap()
-            .with_endpoint(&dead_endpoint())
+            .with_endpoint(&port.url())
             .unwrap(),
     );
     let mut options = LogShipperOptions::new("/mlops/down", "s");

@@ -253,10 +253,8 @@ async fn secrets_never_reach_logs_errors_or_the_outbox() {
     let github = FakeService::start().await;
     github.always(Reply::status(401, r#"{"message": "Bad credentials"}"#));
     // Teams points at a closed port: a connection error.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let down = mlops_testkit::RefusedPort::new();
+    let closed = format!("127.0.0.1:{}", down.port);
     let f = fixture(|c| {
         c.retry.max_attempts = 2;
         c.slack = Some(SlackConfig {

@@ -3,81 +3,34 @@
 //! tests fail, they are not skipped.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mlops_aws::{AwsClient, AwsConfig, RetryPolicy, Service};
 use mlops_registry::{
     Actor, ApprovalStatus, Lineage, MetricRange, NewVersion, Registry, SageMakerRegistry,
     SearchOrder, SearchQuery, Stage,
 };
+use mlops_testkit::Moto;
 use serde_json::json;
 
-/// A moto server on a free port, stopped when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free local port")
-            .port();
-        let mut child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start moto_server ({e}); the SageMaker registry tests need it: pip install 'moto[server]'")
-            });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "moto_server exited at start-up ({status}); run `moto_server -p {port}` to see why"
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("moto_server did not listen on 127.0.0.1:{port} within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn config(&self) -> AwsConfig {
-        AwsConfig::with_static_credentials("us-east-1", "AKIDMOTOTEST", "moto-test-secret-key")
-            .unwrap()
-            .with_endpoint(&self.url)
-            .unwrap()
-            .with_retry(RetryPolicy {
-                max_attempts: 2,
-                base_delay: Duration::from_millis(10),
-                max_delay: Duration::from_millis(50),
-            })
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A client configuration for `moto`, with fast retries.
+fn config(moto: &Moto) -> AwsConfig {
+    AwsConfig::with_static_credentials("us-east-1", "AKIDMOTOTEST", "moto-test-secret-key")
+        .unwrap()
+        .with_endpoint(&moto.endpoint())
+        .unwrap()
+        .with_retry(RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        })
 }
 
 /// A registry on a fresh moto; the server lives as long as the returned guard.
 async fn registry() -> (SageMakerRegistry, Moto) {
     let moto = Moto::start();
-    let reg = SageMakerRegistry::new(&moto.config());
+    let reg = SageMakerRegistry::new(&config(&moto));
     reg.check()
         .await
         .expect("moto answers ListModelPackageGroups");
@@ -241,7 +194,7 @@ async fn bad_input_is_refused_with_clear_errors() {
         reg.get("m", v.version).await.unwrap().parameters,
         big.parameters
     );
-    let client = AwsClient::json(&moto.config(), Service::SAGEMAKER, "SageMaker");
+    let client = AwsClient::json(&config(&moto), Service::SAGEMAKER, "SageMaker");
     let raw = client
         .call(
             "DescribeModelPackage",

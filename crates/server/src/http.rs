@@ -654,6 +654,9 @@ pub async fn serve(
         webhook = webhook_task.is_some(),
         "serving MCP over HTTP at http://{addr}{MCP_PATH}"
     );
+    // The one line on stdout: where to connect. With port 0 it is how a caller (a test, a
+    // supervisor) learns the port the system picked, without racing another process for it.
+    println!("Serving MCP over HTTP at http://{addr}{MCP_PATH}");
     let stopping = CancellationToken::new();
     // Without TCP_NODELAY an event stream's small writes wait on delayed ACKs (~40 ms each).
     let listener = listener.tap_io(|tcp| {

@@ -41,6 +41,7 @@ enum Command {
         /// Serve MCP over streamable HTTP at http://ADDR/mcp instead of stdio (ADDR: IP:PORT,
         /// e.g. 127.0.0.1:8080 or 0.0.0.0:8080), beside GET /healthz, GET /readyz and, when
         /// GITHUB_WEBHOOK_SECRET is set, POST /webhooks/github. Bearer tokens: MLOPS_HTTP_TOKENS.
+        /// Port 0 picks a free port; the URL is printed on stdout once listening.
         #[arg(long, value_name = "ADDR", value_parser = mlops_mcp::http::parse_listen_addr)]
         http: Option<std::net::SocketAddr>,
         /// With --http and no MLOPS_HTTP_TOKENS: serve on a non-loopback address anyway (only

@@ -20,9 +20,7 @@ use tokio::io::AsyncBufReadExt;
 
 /// moto, required: these tests have no skip path.
 fn start_moto() -> common::Moto {
-    common::start_moto().expect(
-        "these tests need moto_server, the local AWS stand-in: pip install -r tests/python/requirements.txt",
-    )
+    common::Moto::start()
 }
 
 fn aws(endpoint: &str) -> AwsConfig {
@@ -272,16 +270,14 @@ async fn a_canary_secret_never_reaches_stderr_or_cloudwatch() {
 #[tokio::test]
 async fn secrets_manager_down_at_start_up_is_a_clear_error() {
     let home = tempfile::tempdir().unwrap();
+    let down = mlops_testkit::RefusedPort::new();
     let out = Command::new(common::BIN)
         .arg("--list-tools")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("MLOPS_HOME", home.path())
         .env("MLOPS_SECRETS_MANAGER", "1")
-        .env(
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", common::free_port()),
-        )
+        .env("AWS_ENDPOINT_URL", down.url())
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .output()
@@ -300,7 +296,8 @@ async fn secrets_manager_down_at_start_up_is_a_clear_error() {
 async fn cloudwatch_unreachable_leaves_tool_calls_and_stderr_working() {
     let home = tempfile::tempdir().unwrap();
     let home_path = home.path().display().to_string();
-    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let down = mlops_testkit::RefusedPort::new();
+    let dead = down.url();
     let (client, stderr, reader) = spawn_server(&[
         ("MLOPS_HOME", &home_path),
         ("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", &dead),

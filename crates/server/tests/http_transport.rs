@@ -7,16 +7,15 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::http::{HttpServer, serve_command};
+
 use hmac::{Hmac, Mac};
+use rmcp::RoleClient;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,110 +24,18 @@ const TOKEN: &str = "test-token-0123456789abcdef";
 const SECRET: &str = "webhook-secret-for-tests";
 const ACCEPT: &str = "application/json, text/event-stream";
 
-/// A `serve --http` process on a free port, killed when dropped.
-struct HttpServer {
-    /// Shared by instances started with [`HttpServer::beside`].
-    home: std::sync::Arc<tempfile::TempDir>,
-    child: Child,
-    base: String,
-    http: reqwest::Client,
+/// The webhook side of a test server.
+trait Deliver {
+    async fn deliver(
+        &self,
+        event: &str,
+        delivery: &str,
+        payload: &Value,
+        secret: &str,
+    ) -> (u16, Value);
 }
 
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_command(home: &Path, addr: &str, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(common::BIN);
-    cmd.args(["serve", "--http", addr])
-        .env_clear()
-        .env("MLOPS_HOME", home)
-        .env("LOG_LEVEL", "WARN")
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    cmd
-}
-
-impl HttpServer {
-    async fn start(env: &[(&str, &str)]) -> Self {
-        Self::start_in(std::sync::Arc::new(tempfile::tempdir().unwrap()), env).await
-    }
-
-    /// Another instance on the same home folder (artifact store).
-    async fn beside(&self, env: &[(&str, &str)]) -> Self {
-        Self::start_in(self.home.clone(), env).await
-    }
-
-    async fn start_in(home: std::sync::Arc<tempfile::TempDir>, env: &[(&str, &str)]) -> Self {
-        let port = common::free_port();
-        let child = serve_command(home.path(), &format!("127.0.0.1:{port}"), env)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut s = Self {
-            home,
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = s.http.get(s.url("/healthz")).send().await
-                && r.status() == 200
-            {
-                assert_eq!(r.text().await.unwrap(), "ok");
-                break;
-            }
-            if let Some(status) = s.child.try_wait().unwrap() {
-                panic!("the server exited before serving: {status}");
-            }
-            assert!(Instant::now() < deadline, "/healthz did not answer in 60 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        s
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn path(&self, rel: &str) -> std::path::PathBuf {
-        self.home.path().join(rel)
-    }
-
-    /// An MCP session with rmcp's streamable HTTP client.
-    async fn client(&self, token: Option<&str>) -> RunningService<RoleClient, ()> {
-        let mut config = StreamableHttpClientTransportConfig::with_uri(self.url("/mcp"));
-        if let Some(t) = token {
-            config = config.auth_header(t);
-        }
-        ().serve(StreamableHttpClientTransport::from_config(config))
-            .await
-            .expect("MCP initialize over HTTP")
-    }
-
-    fn generate(&self, rows: usize, rel: &str) {
-        let status = Command::new(common::BIN)
-            .args([
-                "datasets",
-                "generate",
-                "classification",
-                "--rows",
-                &rows.to_string(),
-                "--out",
-            ])
-            .arg(self.path(rel))
-            .env("LOG_LEVEL", "WARN")
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
+impl Deliver for HttpServer {
     /// POSTs a GitHub delivery signed with `secret`.
     async fn deliver(
         &self,
@@ -388,7 +295,7 @@ async fn health_guards_mcp_and_graceful_shutdown() {
     drop(client);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
+        if let Some(status) = s.child.try_wait() {
             break status;
         }
         assert!(Instant::now() < deadline, "no exit 30 s after SIGTERM");
@@ -400,26 +307,18 @@ async fn health_guards_mcp_and_graceful_shutdown() {
 #[test]
 fn refuses_unauthenticated_public_address() {
     let home = tempfile::tempdir().unwrap();
-    let out = serve_command(
-        home.path(),
-        &format!("0.0.0.0:{}", common::free_port()),
-        &[],
-    )
-    .output()
-    .unwrap();
+    let out = serve_command(home.path(), "0.0.0.0:0", &[])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("MLOPS_HTTP_TOKENS") && err.contains("--allow-unauthenticated"),
         "{err}"
     );
-    let out = serve_command(
-        home.path(),
-        &format!("0.0.0.0:{}", common::free_port()),
-        &[("MLOPS_HTTP_TOKENS", "short")],
-    )
-    .output()
-    .unwrap();
+    let out = serve_command(home.path(), "0.0.0.0:0", &[("MLOPS_HTTP_TOKENS", "short")])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("16 characters"), "{err}");
@@ -579,7 +478,8 @@ async fn github_webhook_starts_and_approves_workflows() {
 #[tokio::test]
 async fn readyz_reports_an_unreachable_artifact_store() {
     // An S3 endpoint nobody listens on: the process is alive, not ready.
-    let endpoint = format!("http://127.0.0.1:{}", common::free_port());
+    let down = mlops_testkit::RefusedPort::new();
+    let endpoint = down.url();
     let s = HttpServer::start(&[
         ("MLOPS_S3_BUCKET", "mlops-readyz"),
         ("AWS_ENDPOINT_URL", &endpoint),

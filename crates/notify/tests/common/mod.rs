@@ -341,16 +341,10 @@ impl SmtpSink {
     pub fn start(user: &str, password: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("mail.jsonl");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
         let spawned = std::process::Command::new("python3")
             .arg(&script)
             .arg(&out)
-            .arg(port.to_string())
             .arg(user)
             .arg(password)
             .stdin(std::process::Stdio::piped())
@@ -364,7 +358,11 @@ impl SmtpSink {
         let stdout = child.stdout.take().unwrap();
         let mut first = String::new();
         let _ = std::io::BufReader::new(stdout).read_line(&mut first);
-        if first.trim() != "READY" {
+        let port = first
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok());
+        let Some(port) = port else {
             let _ = child.kill();
             let mut err = String::new();
             if let Some(mut e) = child.stderr.take() {
@@ -373,7 +371,7 @@ impl SmtpSink {
             }
             let _ = child.wait();
             return missing(&format!("the aiosmtpd sink did not start: {err}"));
-        }
+        };
         Some(Self {
             port,
             out,

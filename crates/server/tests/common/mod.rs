@@ -1,12 +1,13 @@
 #![allow(dead_code)] // Each test binary uses a different part of these helpers.
 
-//! Helpers for tests that run the real `mlops-mcp` binary and talk MCP to it over stdio.
+//! Helpers for tests that run the real `mlops-mcp` binary and talk MCP to it over stdio (and,
+//! in [`http`], over streamable HTTP).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+pub mod http;
+pub mod jobs;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
@@ -165,75 +166,12 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// A local moto server (the AWS stand-in), stopped when dropped.
-pub struct Moto {
-    child: Child,
-    pub port: u16,
-}
+pub use mlops_testkit::Moto;
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// A plain HTTP request to moto (bucket set-up without an SDK); returns the status line.
-    pub fn status(&self, method: &str, path: &str, body: &[u8]) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.port,
-            body.len()
-        )
-        .unwrap();
-        s.write_all(body).unwrap();
-        // moto may reset the connection once it has answered; the status line is all we need.
-        let mut out = Vec::new();
-        let read = s.read_to_end(&mut out);
-        let head = String::from_utf8_lossy(&out);
-        let status = head.lines().next().unwrap_or_default().to_string();
-        assert!(
-            !status.is_empty(),
-            "moto gave no answer to {method} {path}: {read:?}"
-        );
-        status
-    }
-}
-
-/// Starts moto on a free port; without `moto_server` the caller skips loudly, except in CI.
+/// Starts moto on a port it picks itself; without `moto_server` the caller skips loudly, except
+/// in CI.
 pub fn start_moto() -> Option<Moto> {
-    let port = free_port();
-    let child = match Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("moto_server is required in CI: {e}")
-        }
-        Err(e) => {
-            eprintln!(
-                "\n!!! SKIPPING a moto test: cannot start moto_server ({e}); pip install 'moto[server]'\n"
-            );
-            return None;
-        }
-    };
-    let moto = Moto { child, port };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(moto)
+    Moto::start_or_skip()
 }
 
 /// A fresh PostgreSQL schema through `psql`, dropped on drop; None (skipped loudly) without
@@ -284,13 +222,4 @@ impl Drop for PgSchema {
             ])
             .status();
     }
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
