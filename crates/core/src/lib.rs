@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod metric_names;
 pub mod metrics;
 pub mod retry;
 pub mod secrets;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use mlops_core::metric_names;
 use mlops_core::{
     Annotations, ArtifactStore, Capability, ModelArtifact, ToolDef, ToolError, ToolImage,
     ToolResponse,
@@ -406,7 +407,8 @@ pub struct CompareInput {
     /// The data every model is scored on (with the target for supervised models).
     #[serde(alias = "data_uri")]
     pub test_data_uri: String,
-    /// The metric to rank by, e.g. accuracy, f1_macro, roc_auc, log_loss, r2, rmse, silhouette.
+    /// The metric to rank by (default accuracy, r2 or silhouette), e.g. f1 (macro), roc_auc,
+    /// log_loss, rmse, davies_bouldin.
     pub metric: Option<String>,
 }
 
@@ -472,21 +474,14 @@ async fn compare_models(
             evaluations[0].model_uri, task, other.model_uri, other.task
         )));
     }
-    let metric = i
-        .metric
-        .clone()
-        .unwrap_or_else(|| report::default_metric(&task).to_string());
-    let known: Vec<String> = report::scalar_metrics(&evaluations[0].metrics)
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    if !known.contains(&metric) {
-        return Err(ToolError::validation(format!(
-            "`{metric}` is not a {task} metric; choose one of {}",
-            known.join(", ")
-        )));
-    }
-    let lower = report::lower_is_better(&metric);
+    // Any name of the shared vocabulary (`f1`, `F1 score`, `f1_macro`) ranks by the same value.
+    let metric = match &i.metric {
+        Some(name) => metric_names::resolve(name, &task).map_err(ToolError::validation)?,
+        None => metric_names::default_for(&task).ok_or_else(|| {
+            ToolError::validation(format!("{task} models have no metric to rank by"))
+        })?,
+    };
+    let (metric, lower) = (metric.key.to_string(), metric.lower_is_better);
     let mut ranking: Vec<RankedModel> = evaluations
         .iter()
         .map(|e| {

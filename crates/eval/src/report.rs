@@ -40,29 +40,6 @@ pub struct Evaluation {
     pub plots: Vec<Plot>,
 }
 
-impl Evaluation {
-    /// The model's headline metric: the one `compare_models` ranks by default.
-    pub fn default_metric(&self) -> &'static str {
-        default_metric(&self.task)
-    }
-}
-
-pub fn default_metric(task: &str) -> &'static str {
-    match task {
-        "classification" => "accuracy",
-        "regression" => "r2",
-        _ => "silhouette",
-    }
-}
-
-/// Whether a smaller value of `metric` is better.
-pub fn lower_is_better(metric: &str) -> bool {
-    matches!(
-        metric,
-        "mae" | "mse" | "rmse" | "mape" | "log_loss" | "davies_bouldin"
-    )
-}
-
 fn plot_error(e: PlotError) -> ToolError {
     ToolError::Execution(e.to_string())
 }

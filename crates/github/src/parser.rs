@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use mlops_core::metric_names;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -60,15 +61,12 @@ impl TaskType {
         }
     }
 
-    /// Metrics of this task; the first is the default.
-    pub fn metrics(self) -> &'static [&'static str] {
-        match self {
-            TaskType::Classification => &["accuracy", "f1", "precision", "recall", "roc_auc"],
-            TaskType::Regression => &["r2", "rmse", "mae", "mse"],
-            TaskType::Clustering => &["silhouette", "davies_bouldin", "calinski_harabasz"],
-            TaskType::DimensionReduction => &["explained_variance"],
-            TaskType::Reinforcement => &["mean_reward"],
-        }
+    /// Metrics of this task, by the names people use; the first is the default. The vocabulary
+    /// ([`mlops_core::metric_names`]) is the one every tool shares.
+    pub fn metrics(self) -> Vec<&'static str> {
+        metric_names::for_task(self.as_str())
+            .map(|m| m.name)
+            .collect()
     }
 
     /// Whether a target column is needed.
@@ -734,43 +732,20 @@ fn canonical_algorithm(s: &str) -> String {
 }
 
 fn canonical_metric(s: &str) -> String {
-    let n = normalize(s);
-    match n.as_str() {
-        "acc" => "accuracy".into(),
-        "f1_score" | "f1score" | "f_1" => "f1".into(),
-        "auc" | "rocauc" | "roc_auc_score" | "auroc" => "roc_auc".into(),
-        "r_squared" | "r^2" | "r2_score" | "rsquared" => "r2".into(),
-        "mean_absolute_error" => "mae".into(),
-        "mean_squared_error" => "mse".into(),
-        "root_mean_squared_error" => "rmse".into(),
-        "silhouette_score" => "silhouette".into(),
-        "davies_bouldin_score" | "davies_bouldin_index" => "davies_bouldin".into(),
-        "calinski_harabasz_score" => "calinski_harabasz".into(),
-        "reward" | "mean_episode_reward" | "average_reward" | "mean_return" => "mean_reward".into(),
-        _ => n,
-    }
+    metric_names::lookup(s).map_or_else(|| normalize(s), |m| m.name.to_string())
 }
 
 fn metric_goal(metric: &str) -> MetricGoal {
-    match metric {
-        "mae" | "mse" | "rmse" | "davies_bouldin" => MetricGoal::Minimize,
-        _ => MetricGoal::Maximize,
+    if metric_names::lower_is_better(metric) {
+        MetricGoal::Minimize
+    } else {
+        MetricGoal::Maximize
     }
 }
 
 /// Valid range of a metric's threshold, with a phrase for messages.
 fn metric_range(metric: &str) -> (f64, f64, &'static str) {
-    match metric {
-        "accuracy" | "f1" | "precision" | "recall" | "roc_auc" | "explained_variance" => {
-            (0.0, 1.0, "a fraction between 0 and 1")
-        }
-        "silhouette" => (-1.0, 1.0, "between -1 and 1"),
-        "r2" => (f64::NEG_INFINITY, 1.0, "at most 1"),
-        "mae" | "mse" | "rmse" | "davies_bouldin" | "calinski_harabasz" => {
-            (0.0, f64::INFINITY, "0 or more")
-        }
-        _ => (f64::NEG_INFINITY, f64::INFINITY, "a number"),
-    }
+    metric_names::lookup(metric).map_or((f64::NEG_INFINITY, f64::INFINITY, "a number"), |m| m.range)
 }
 
 fn task_of_algorithm(alg: &str) -> Option<TaskType> {
@@ -782,9 +757,8 @@ fn task_of_algorithm(alg: &str) -> Option<TaskType> {
 }
 
 fn task_of_metric(metric: &str) -> Option<TaskType> {
-    TaskType::ALL
-        .into_iter()
-        .find(|t| t.metrics().contains(&metric))
+    let task = metric_names::lookup(metric)?.task;
+    TaskType::ALL.into_iter().find(|t| t.as_str() == task)
 }
 
 fn parse_notify(v: &Value, problems: &mut Vec<Problem>) -> Vec<NotificationChannel> {
@@ -1109,7 +1083,7 @@ pub fn parse_training_request(title: &str, body: &str) -> Result<TrainingRequest
             if t.metrics().contains(&m.as_str()) {
                 Some(m)
             } else {
-                let hint = closest(&m, t.metrics().iter().copied())
+                let hint = closest(&m, t.metrics())
                     .map(|c| format!("did you mean `{c}`? "))
                     .unwrap_or_default();
                 problems.push(Problem::new(

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use mlops_core::metric_names;
 use mlops_core::{
     Annotations, ArtifactStore, Capability, ModelArtifact, ToolDef, ToolError, ToolResponse,
 };
@@ -101,15 +102,27 @@ impl Capability for RegistryCapability {
                 Annotations::READ_ONLY,
                 |reg, i: SearchInput, _ctx| async move {
                     check_page(i.limit, i.offset)?;
+                    // Metrics are stored under the shared vocabulary's keys (see register_model),
+                    // so `f1`, `F1 score` and `f1_macro` find the same values.
+                    let metric = i.metric.map(|m| MetricRange {
+                        name: metric_names::storage_key(&m.name),
+                        ..m
+                    });
+                    let order = i.order.map(|o| match o {
+                        SearchOrder::Metric { name } => SearchOrder::Metric {
+                            name: metric_names::storage_key(&name),
+                        },
+                        o => o,
+                    });
                     let q = SearchQuery {
                         name_pattern: i.name_pattern,
                         tags: i.tags,
                         stage: i.stage,
                         approval_status: i.approval_status,
-                        metric: i.metric,
+                        metric,
                         created_after: i.created_after,
                         created_before: i.created_before,
-                        order: i.order,
+                        order,
                         limit: i.limit,
                         offset: i.offset,
                     };
@@ -537,7 +550,7 @@ async fn register_model(
         e => e.into(),
     })?;
     let m = &artifact.manifest;
-    let metrics = match i.metrics {
+    let metrics: BTreeMap<String, f64> = match i.metrics {
         Some(metrics) => {
             if let Some((k, _)) = metrics.iter().find(|(_, v)| !v.is_finite()) {
                 return Err(ToolError::validation(format!(
@@ -556,6 +569,18 @@ async fn register_model(
             })
             .unwrap_or_default(),
     };
+    // One key per metric, whatever it was called (`F1` and `f1_macro` are one metric), so
+    // search_models finds it by any of its names.
+    let mut stored = BTreeMap::new();
+    for (name, value) in metrics {
+        let key = metric_names::storage_key(&name);
+        if stored.insert(key.clone(), value).is_some() {
+            return Err(ToolError::validation(format!(
+                "metric `{key}` is given twice (as `{name}` and under another of its names)"
+            )));
+        }
+    }
+    let metrics = stored;
     let mut lineage = i.lineage;
     lineage
         .training_job_name

@@ -168,7 +168,8 @@ pub struct Rollback {
 pub enum SearchOrder {
     /// Newest first (the default).
     CreatedAt,
-    /// By a metric, highest first; versions without it come last.
+    /// By a metric, best first (highest; lowest for error metrics such as rmse or log_loss);
+    /// versions without it come last.
     Metric { name: String },
 }
 

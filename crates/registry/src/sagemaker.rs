@@ -39,6 +39,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use mlops_aws::{AwsClient, AwsConfig, AwsError, Service};
+use mlops_core::metric_names;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -793,11 +794,17 @@ impl Registry for SageMakerRegistry {
             }),
             Some(SearchOrder::Metric { name: metric }) => {
                 let value = |p: &Package| p.stored.metrics.get(metric).copied();
+                let lower_first = metric_names::lower_is_better(metric);
                 hits.sort_by(|(ag, a), (bg, b)| {
                     let (x, y) = (value(a), value(b));
+                    let best_first = if lower_first {
+                        x.unwrap_or(0.0).total_cmp(&y.unwrap_or(0.0))
+                    } else {
+                        y.unwrap_or(0.0).total_cmp(&x.unwrap_or(0.0))
+                    };
                     y.is_some()
                         .cmp(&x.is_some())
-                        .then_with(|| y.unwrap_or(0.0).total_cmp(&x.unwrap_or(0.0)))
+                        .then(best_first)
                         .then_with(|| name(*ag).cmp(name(*bg)))
                         .then_with(|| b.version.cmp(&a.version))
                 })

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use mlops_core::metric_names;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -761,9 +762,14 @@ impl Registry for SqlRegistry {
             }
             Some(SearchOrder::Metric { name }) => {
                 let m = filter.bind(Bind::Text(name.clone()));
+                let best_first = if metric_names::lower_is_better(name) {
+                    "ASC"
+                } else {
+                    "DESC"
+                };
                 format!(
                     "ORDER BY (SELECT COUNT(*) FROM model_version_metrics o WHERE o.name = v.name AND o.version = v.version AND o.metric = {m}) DESC, \
-                     (SELECT o.value FROM model_version_metrics o WHERE o.name = v.name AND o.version = v.version AND o.metric = {m}) DESC, v.name, v.version DESC"
+                     (SELECT o.value FROM model_version_metrics o WHERE o.name = v.name AND o.version = v.version AND o.metric = {m}) {best_first}, v.name, v.version DESC"
                 )
             }
         };

@@ -84,7 +84,7 @@ async fn compare_save_and_report() {
     s.err(
         "compare_models",
         json!({"model_uris": ["models/rf", "models/xgb"], "test_data_uri": c["test"]["uri"], "metric": "r2"}),
-        "`r2` is not a classification metric",
+        "`r2` is a regression metric, not a classification one",
     )
     .await;
     s.err(

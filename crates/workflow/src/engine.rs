@@ -759,9 +759,9 @@ impl WorkflowEngine {
                     .cloned()
                     .unwrap_or(Value::Null);
                 let metric = &r.metric;
+                // The name (`f1`) and the evaluation's key (`f1_macro`) are one metric.
                 let value = metrics
-                    .get(metric)
-                    .or_else(|| metrics.get(format!("{metric}_macro")))
+                    .get(mlops_core::metric_names::storage_key(metric))
                     .and_then(Value::as_f64);
                 let Some(value) = value.filter(|v| v.is_finite()) else {
                     c.verdict = Some("error".into());
