@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use mlops_core::{Annotations, Capability, ToolDef, ToolError, ToolResponse};
+use mlops_request::{
+    MetricGoal, Problem, TrainingRequest, format_problems_comment, parse_training_request,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::parser::{Problem, TrainingRequest, format_problems_comment, parse_training_request};
 use crate::repo::{
     CloseReason, Comment, CommitRequest, CommitResult, EnsuredLabels, Issue, IssueFilter,
     IssueState, LabelSpec, NewIssue, Repository,
@@ -680,8 +682,8 @@ impl ToolResponse for ParseReport {
                 r.target_column.as_deref().unwrap_or("none"),
                 r.metric,
                 match r.metric_goal {
-                    crate::parser::MetricGoal::Maximize => ">=",
-                    crate::parser::MetricGoal::Minimize => "<=",
+                    MetricGoal::Maximize => ">=",
+                    MetricGoal::Minimize => "<=",
                 },
                 r.threshold,
                 r.max_retry

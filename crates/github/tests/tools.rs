@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use mlops_core::{Capability, ToolContext, ToolError, ToolRouter};
-use mlops_github::fixture::GithubFixture;
-use mlops_github::{GithubCapability, GithubRepository, LocalRepository, Repository};
+use mlops_github::{
+    GithubCapability, GithubFixture, GithubRepository, LocalRepository, Repository,
+};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "ghp_fixture_token_0123456789abcdef";
@@ -553,7 +554,7 @@ async fn history_claims_skip_a_number_taken_meanwhile() {
 async fn parse_training_issue_reads_issues_and_comments_problems() {
     for b in backends().await {
         let n = b.name;
-        let example = include_str!("../examples/train-issue.md");
+        let example = include_str!("../../request/examples/train-issue.md");
         let good = b
             .ok(
                 "create_issue",

@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mlops_core::{Annotations, Capability, ToolContext, ToolDef, ToolError, ToolResponse};
-use mlops_github::{TrainingRequest, format_problems_comment, parse_training_request};
+use mlops_request::{TrainingRequest, format_problems_comment, parse_training_request};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::engine::{Timing, WorkflowEngine};
+use crate::context::Timing;
+use crate::engine::WorkflowEngine;
 use crate::store::{Decision, Execution, Status, Step};
 
 /// The label an issue needs to start a run.

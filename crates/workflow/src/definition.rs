@@ -1,10 +1,18 @@
 //! The workflow's state machine as data (SPEC §3): every state, its kind, timeout, retries and
 //! where it goes next. The engine interprets this table; `export-asl` prints it as Amazon States
 //! Language, so the local engine and Step Functions run the same machine.
+//!
+//! States are named by [`StateName`], so a transition cannot name a state that does not exist, the
+//! table has exactly one row per state (checked when compiling), and the engine's dispatch to the
+//! step functions is an exhaustive `match` on it: a state without a step does not compile.
 
+use std::fmt;
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value, json};
+
+use self::StateName::*;
 
 /// What a state does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,21 +31,83 @@ pub enum Kind {
     Fail,
 }
 
+/// Declares [`StateName`] with [`StateName::ALL`] and [`StateName::as_str`] from one list, so
+/// neither can miss a state nor spell one differently.
+macro_rules! state_names {
+    ($($name:ident),+ $(,)?) => {
+        /// A state of the machine.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum StateName {
+            $($name),+
+        }
+
+        impl StateName {
+            /// Every state, in declaration order: the order of [`STATES`].
+            pub const ALL: &'static [StateName] = &[$(StateName::$name),+];
+
+            /// The name in the database, the step records, timing overrides and the ASL document.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(StateName::$name => stringify!($name)),+
+                }
+            }
+        }
+    };
+}
+
+state_names!(
+    PrepareData,
+    TrainModel,
+    EvaluateModel,
+    JudgeResults,
+    CheckRetryLimit,
+    NotifyOperator,
+    WaitForOperatorInput,
+    IncrementRetry,
+    RegisterModel,
+    WriteHistory,
+    NotifySuccess,
+    RollbackModel,
+    NotifyFailure,
+    Succeeded,
+    Failed,
+);
+
+impl StateName {
+    /// The state a stored name stands for.
+    pub fn parse(name: &str) -> Option<StateName> {
+        StateName::ALL.iter().copied().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for StateName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// As its name: the ASL document and the stored context hold names.
+impl Serialize for StateName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One state of the machine.
 #[derive(Debug, Clone, Copy)]
 pub struct State {
-    pub name: &'static str,
+    pub name: StateName,
     pub kind: Kind,
     pub comment: &'static str,
     pub timeout: Duration,
     /// Retries after the first attempt.
     pub retries: u32,
     /// The next state on success (for a Choice: the state when the condition holds).
-    pub next: Option<&'static str>,
+    pub next: Option<StateName>,
     /// A Choice's other branch; a token wait's branch on rejection or timeout.
-    pub otherwise: Option<&'static str>,
+    pub otherwise: Option<StateName>,
     /// Where an error goes once the retries are spent (the ErrorHandler catch).
-    pub catch: Option<&'static str>,
+    pub catch: Option<StateName>,
 }
 
 /// First wait between attempts; it doubles each retry.
@@ -47,12 +117,12 @@ pub const BACKOFF_RATE: f64 = 2.0;
 const MIN: u64 = 60;
 
 const fn task(
-    name: &'static str,
+    name: StateName,
     comment: &'static str,
     timeout_s: u64,
     retries: u32,
-    next: &'static str,
-    catch: &'static str,
+    next: StateName,
+    catch: StateName,
 ) -> State {
     State {
         name,
@@ -66,7 +136,7 @@ const fn task(
     }
 }
 
-const fn end(name: &'static str, kind: Kind, comment: &'static str) -> State {
+const fn end(name: StateName, kind: Kind, comment: &'static str) -> State {
     State {
         name,
         kind,
@@ -79,138 +149,151 @@ const fn end(name: &'static str, kind: Kind, comment: &'static str) -> State {
     }
 }
 
-pub const START: &str = "PrepareData";
+pub const START: StateName = PrepareData;
 
 /// The machine. Errors in PrepareData, TrainModel and EvaluateModel go through the ErrorHandler
 /// catch to NotifyFailure; a failure after the model was promoted goes to RollbackModel first.
 pub const STATES: &[State] = &[
     task(
-        "PrepareData",
+        PrepareData,
         "Split and preprocess the issue's dataset (preprocess_supervised).",
         15 * MIN,
         3,
-        "TrainModel",
-        "NotifyFailure",
+        TrainModel,
+        NotifyFailure,
     ),
     task(
-        "TrainModel",
+        TrainModel,
         "Train the model and wait for the job (train_supervised_*).",
         60 * MIN,
         1,
-        "EvaluateModel",
-        "NotifyFailure",
+        EvaluateModel,
+        NotifyFailure,
     ),
     task(
-        "EvaluateModel",
+        EvaluateModel,
         "Score the model on the held-out test split (evaluate_*).",
         15 * MIN,
         3,
-        "JudgeResults",
-        "NotifyFailure",
+        JudgeResults,
+        NotifyFailure,
     ),
     State {
-        name: "JudgeResults",
+        name: JudgeResults,
         kind: Kind::Task,
         comment: "Compare the chosen metric with the threshold: pass, fail or error.",
         timeout: Duration::from_secs(5 * MIN),
         retries: 0,
-        next: Some("RegisterModel"),
-        otherwise: Some("CheckRetryLimit"),
-        catch: Some("RollbackModel"),
+        next: Some(RegisterModel),
+        otherwise: Some(CheckRetryLimit),
+        catch: Some(RollbackModel),
     },
     State {
-        name: "CheckRetryLimit",
+        name: CheckRetryLimit,
         kind: Kind::Choice,
         comment: "retry_count < max_retry ?",
         timeout: Duration::ZERO,
         retries: 0,
-        next: Some("NotifyOperator"),
-        otherwise: Some("RollbackModel"),
+        next: Some(NotifyOperator),
+        otherwise: Some(RollbackModel),
         catch: None,
     },
     task(
-        "NotifyOperator",
+        NotifyOperator,
         "Ask the operator to approve a retry (send_notification, task token).",
         5 * MIN,
         3,
-        "WaitForOperatorInput",
-        "RollbackModel",
+        WaitForOperatorInput,
+        RollbackModel,
     ),
     State {
-        name: "WaitForOperatorInput",
+        name: WaitForOperatorInput,
         kind: Kind::WaitForToken,
         comment: "Wait for /approve or /reject (issue comment or approve_workflow_step).",
         timeout: Duration::from_secs(24 * 60 * MIN),
         retries: 0,
-        next: Some("IncrementRetry"),
-        otherwise: Some("RollbackModel"),
+        next: Some(IncrementRetry),
+        otherwise: Some(RollbackModel),
         catch: None,
     },
     State {
-        name: "IncrementRetry",
+        name: IncrementRetry,
         kind: Kind::Pass,
         comment: "retry_count + 1, apply the operator's changed parameters.",
         timeout: Duration::ZERO,
         retries: 0,
-        next: Some("PrepareData"),
+        next: Some(PrepareData),
         otherwise: None,
         catch: None,
     },
     task(
-        "RegisterModel",
+        RegisterModel,
         "Register the version, approve it and make it Production (register_model).",
         10 * MIN,
         3,
-        "WriteHistory",
-        "RollbackModel",
+        WriteHistory,
+        RollbackModel,
     ),
     task(
-        "WriteHistory",
+        WriteHistory,
         "Commit training_history/train-YYYYMMDD-NNN.md (commit_training_history).",
         5 * MIN,
         3,
-        "NotifySuccess",
-        "RollbackModel",
+        NotifySuccess,
+        RollbackModel,
     ),
     task(
-        "NotifySuccess",
+        NotifySuccess,
         "Notify success (send_notification).",
         5 * MIN,
         3,
-        "Succeeded",
-        "Succeeded",
+        Succeeded,
+        Succeeded,
     ),
     task(
-        "RollbackModel",
+        RollbackModel,
         "Undo this execution's promotion, if any (rollback_model).",
         10 * MIN,
         3,
-        "NotifyFailure",
-        "NotifyFailure",
+        NotifyFailure,
+        NotifyFailure,
     ),
     task(
-        "NotifyFailure",
+        NotifyFailure,
         "Notify failure (send_notification).",
         5 * MIN,
         3,
-        "Failed",
-        "Failed",
+        Failed,
+        Failed,
     ),
     end(
-        "Succeeded",
+        Succeeded,
         Kind::Succeed,
         "The model passed and was registered.",
     ),
     end(
-        "Failed",
+        Failed,
         Kind::Fail,
         "The model did not pass, or a step failed.",
     ),
 ];
 
-/// The state of that name.
-pub fn state(name: &str) -> Option<&'static State> {
-    STATES.iter().find(|s| s.name == name)
+// One row per state, in the order of `StateName::ALL`, so `state` can index the table.
+const _: () = {
+    assert!(STATES.len() == StateName::ALL.len());
+    let mut i = 0;
+    while i < STATES.len() {
+        assert!(
+            STATES[i].name as usize == i,
+            "STATES must list every state once, in the order StateName declares them"
+        );
+        i += 1;
+    }
+};
+
+/// The state's row of the table.
+pub fn state(name: StateName) -> &'static State {
+    &STATES[name as usize]
 }
 
 /// The backoff before attempt `attempt` (2 is the first retry).
@@ -252,7 +335,7 @@ pub fn to_asl(resource_prefix: &str) -> Value {
                         "Next": c
                     }]);
                 }
-                if s.name == "JudgeResults" {
+                if s.name == JudgeResults {
                     // The judgement's verdict picks the branch: a Choice right after the task.
                     t["Next"] = json!("RouteVerdict");
                 } else {
@@ -288,7 +371,7 @@ pub fn to_asl(resource_prefix: &str) -> Value {
                 json!({ "Type": "Fail", "Comment": s.comment, "Error": "TrainingFailed" })
             }
         };
-        states.insert(s.name.into(), v);
+        states.insert(s.name.as_str().into(), v);
     }
     states.insert(
         "RouteVerdict".into(),
@@ -296,10 +379,10 @@ pub fn to_asl(resource_prefix: &str) -> Value {
             "Type": "Choice",
             "Comment": "pass → RegisterModel, fail → CheckRetryLimit, error → RollbackModel",
             "Choices": [
-                { "Variable": "$.verdict", "StringEquals": "pass", "Next": "RegisterModel" },
-                { "Variable": "$.verdict", "StringEquals": "fail", "Next": "CheckRetryLimit" }
+                { "Variable": "$.verdict", "StringEquals": "pass", "Next": RegisterModel },
+                { "Variable": "$.verdict", "StringEquals": "fail", "Next": CheckRetryLimit }
             ],
-            "Default": "RollbackModel"
+            "Default": RollbackModel
         }),
     );
     json!({
@@ -314,13 +397,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_transition_names_a_state() {
-        for s in STATES {
-            for target in [s.next, s.otherwise, s.catch].into_iter().flatten() {
-                assert!(state(target).is_some(), "{} → {target}", s.name);
-            }
+    fn every_name_finds_its_own_row() {
+        for name in StateName::ALL {
+            assert_eq!(state(*name).name, *name);
+            assert_eq!(StateName::parse(name.as_str()), Some(*name));
         }
-        assert!(state(START).is_some());
+        assert_eq!(StateName::parse("NoSuchState"), None);
+        assert_eq!(state(START).name, PrepareData);
     }
 
     #[test]

@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::engine::Context;
+use crate::context::Context;
+use crate::definition::StateName::{EvaluateModel, TrainModel};
 
 /// The Markdown record of a passed run: parameters, data, metrics, registry version, retries.
-pub fn markdown(c: &Context) -> String {
+pub(crate) fn markdown(c: &Context) -> String {
     let r = &c.request;
     let mut md = String::new();
     let _ = writeln!(md, "# Training history: {}\n", c.model_name);
@@ -55,18 +56,14 @@ pub fn markdown(c: &Context) -> String {
         );
     }
     md.push_str("\n## Test metrics\n\n| metric | value |\n|---|---|\n");
-    if let Some(Value::Object(m)) = c
-        .outputs
-        .get("EvaluateModel")
-        .and_then(|o| o.get("metrics"))
-    {
+    if let Some(Value::Object(m)) = c.output(EvaluateModel, "metrics") {
         for (k, v) in m {
             if let Some(f) = v.as_f64() {
                 let _ = writeln!(md, "| {k} | {f:.4} |");
             }
         }
     }
-    if let Some(Value::String(uri)) = c.outputs.get("TrainModel").and_then(|o| o.get("model_uri")) {
+    if let Some(Value::String(uri)) = c.output(TrainModel, "model_uri") {
         let _ = writeln!(md, "\nModel artifact: `{uri}`");
     }
     if let Some(reason) = &c.reason {

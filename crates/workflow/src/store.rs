@@ -53,7 +53,8 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     )",
 )];
 
-pub fn now_ms() -> i64 {
+/// Milliseconds since the epoch: how the tables store due times, deadlines and leases.
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -180,7 +181,7 @@ impl WorkflowStore {
         Ok(())
     }
 
-    pub async fn create(
+    pub(crate) async fn create(
         &self,
         id: &str,
         state: &str,
@@ -283,7 +284,7 @@ impl WorkflowStore {
 
     /// Claims up to `limit` due executions for `owner` until `lease` from now. Running ones are
     /// due at their `next_run_at`; waiting ones when their approval times out.
-    pub async fn claim_due(
+    pub(crate) async fn claim_due(
         &self,
         owner: &str,
         lease: Duration,
@@ -313,7 +314,7 @@ impl WorkflowStore {
     }
 
     /// Extends `owner`'s lease; false when it was lost (taken over, or the execution ended).
-    pub async fn renew(
+    pub(crate) async fn renew(
         &self,
         id: &str,
         owner: &str,
@@ -328,7 +329,7 @@ impl WorkflowStore {
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn release(&self, id: &str, owner: &str) -> Result<(), WorkflowError> {
+    pub(crate) async fn release(&self, id: &str, owner: &str) -> Result<(), WorkflowError> {
         sqlx::query("UPDATE workflow_executions SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND lease_owner = $2")
             .bind(id)
             .bind(owner)
@@ -338,7 +339,7 @@ impl WorkflowStore {
     }
 
     /// Records the start of an attempt; returns its sequence number.
-    pub async fn start_step(
+    pub(crate) async fn start_step(
         &self,
         id: &str,
         state: &str,
@@ -382,7 +383,7 @@ impl WorkflowStore {
     /// Ends a step and moves the execution on, in one transaction, if `owner` still holds the
     /// lease. Returns false (and changes nothing) when the lease was lost.
     #[allow(clippy::too_many_arguments)]
-    pub async fn finish_step(
+    pub(crate) async fn finish_step(
         &self,
         id: &str,
         owner: &str,
@@ -427,20 +428,7 @@ impl WorkflowStore {
         Ok(true)
     }
 
-    /// The latest attempt of `state` that started but never finished (its worker died).
-    pub async fn unfinished_step(
-        &self,
-        id: &str,
-        state: &str,
-    ) -> Result<Option<i64>, WorkflowError> {
-        Ok(sqlx::query_scalar("SELECT MAX(seq) FROM workflow_steps WHERE execution_id = $1 AND state = $2 AND status = 'started'")
-            .bind(id)
-            .bind(state)
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    pub async fn create_token(
+    pub(crate) async fn create_token(
         &self,
         token: &str,
         id: &str,
@@ -541,7 +529,7 @@ impl WorkflowStore {
     }
 
     /// Marks the pending tokens of an execution expired.
-    pub async fn expire_tokens(&self, id: &str) -> Result<(), WorkflowError> {
+    pub(crate) async fn expire_tokens(&self, id: &str) -> Result<(), WorkflowError> {
         sqlx::query("UPDATE workflow_tokens SET status = 'expired', decided_at = $1 WHERE execution_id = $2 AND status = 'pending'")
             .bind(now_text())
             .bind(id)
@@ -551,7 +539,7 @@ impl WorkflowStore {
     }
 
     /// Cancels an unfinished execution; false when it had already ended.
-    pub async fn cancel(&self, id: &str) -> Result<bool, WorkflowError> {
+    pub(crate) async fn cancel(&self, id: &str) -> Result<bool, WorkflowError> {
         let r = sqlx::query("UPDATE workflow_executions SET status = 'cancelled', updated_at = $1 WHERE id = $2 AND status IN ('running', 'waiting')")
             .bind(now_text())
             .bind(id)
@@ -562,7 +550,7 @@ impl WorkflowStore {
     }
 
     /// Whether the execution was cancelled (checked between steps).
-    pub async fn is_cancelled(&self, id: &str) -> Result<bool, WorkflowError> {
+    pub(crate) async fn is_cancelled(&self, id: &str) -> Result<bool, WorkflowError> {
         let s: Option<String> =
             sqlx::query_scalar("SELECT status FROM workflow_executions WHERE id = $1")
                 .bind(id)
@@ -573,7 +561,7 @@ impl WorkflowStore {
 }
 
 /// Where an execution goes after a step.
-pub struct Transition<'a> {
+pub(crate) struct Transition<'a> {
     pub status: Status,
     pub state: &'a str,
     pub attempt: i64,
