@@ -1,7 +1,11 @@
 //! mlops-db: the database every stateful capability shares (the registry, the notification outbox,
 //! the workflow executions): one connection setup for SQLite and PostgreSQL through sqlx's Any
 //! driver, versioned migrations that several servers may run at once, and the classification of
-//! errors worth retrying.
+//! errors worth retrying. With the `test-support` feature, `testing` gives tests a fresh
+//! PostgreSQL schema each.
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 use std::time::Duration;
 

@@ -317,7 +317,7 @@ fn base_url(name: &str, url: String) -> Result<String, NotifyError> {
         }
         _ => Err(NotifyError::Config(format!(
             "{name} must be an http(s) URL, got `{}`",
-            mlops_core::config::redact_url(&url)
+            mlops_core::redact_url(&url)
         ))),
     }
 }

@@ -12,16 +12,18 @@
 //! [`mlops_core::logging::register_secret`] and never written into a log line, an error or the
 //! outbox's failure reasons.
 
-pub mod capability;
-pub mod channel;
-pub mod config;
-pub mod notifier;
-pub mod outbox;
-pub mod template;
+mod capability;
+mod channel;
+mod config;
+mod notifier;
+mod outbox;
+mod template;
 
 pub use capability::NotifyCapability;
 pub use channel::{Channel, ChannelError, Message};
-pub use config::{DELIVERY_RETRY, NotifyConfig, RetryPolicy};
+pub use config::{
+    DELIVERY_RETRY, EmailConfig, GithubConfig, NotifyConfig, RetryPolicy, Secret, SlackConfig,
+};
 pub use notifier::{NotificationReceipt, NotificationRequest, Notifier, WorkerHandle};
 pub use outbox::{DeliveryRecord, DeliveryState, Outbox};
 pub use template::{Level, Link, Metric, Rendered, TemplateInfo, Templates};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{FakeService, Reply, capture_logs, fast_config, notifier, secret};
 use mlops_core::{Capability, ToolContext, ToolError, ToolRouter};
-use mlops_notify::config::{GithubConfig, SlackConfig};
+use mlops_notify::{GithubConfig, SlackConfig};
 use mlops_notify::{NotifyCapability, NotifyConfig};
 use serde_json::{Value, json};
 

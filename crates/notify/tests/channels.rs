@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{FakeService, Reply, SmtpSink, fast_config, notifier, secret};
-use mlops_notify::config::{EmailConfig, GithubConfig, SlackConfig};
 use mlops_notify::{DeliveryState, NotificationRequest};
+use mlops_notify::{EmailConfig, GithubConfig, SlackConfig};
 use serde_json::{Value, json};
 
 fn success() -> NotificationRequest {

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{FakeService, Reply, databases, fast_config, notifier, secret};
-use mlops_notify::config::SlackConfig;
+use mlops_notify::SlackConfig;
 use mlops_notify::{DeliveryState, NotificationRequest, Notifier};
 use serde_json::json;
 

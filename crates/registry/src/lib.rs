@@ -5,10 +5,14 @@
 //! assigned inside the insert and protected by the primary key, so concurrent registrations retry
 //! rather than collide. [`SageMakerRegistry`] keeps the same registry on Amazon SageMaker Model
 //! Registry instead (`MLOPS_REGISTRY=sagemaker`).
+//!
+//! This file is the crate's whole public face: the [`Registry`] trait and the types it speaks,
+//! its two stores ([`SqlRegistry`], [`SageMakerRegistry`]), and the MCP tools over either
+//! ([`RegistryCapability`]). The modules behind it are private.
 
-pub mod capability;
-pub mod sagemaker;
-pub mod sql;
+mod capability;
+mod sagemaker;
+mod sql;
 
 use std::collections::BTreeMap;
 

@@ -15,10 +15,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use mlops_notify::config::Secret;
+use mlops_db::testing::fresh_pg_schema;
+use mlops_notify::Secret;
 use mlops_notify::{Notifier, NotifyConfig, RetryPolicy};
 use serde_json::Value;
-use sqlx::Connection;
 
 /// A request the fake service received.
 #[derive(Debug, Clone)]
@@ -195,66 +195,10 @@ pub async fn databases() -> Vec<(&'static str, String, Box<dyn std::any::Any>)> 
         format!("sqlite://{}/mlops.db", dir.path().display()),
         Box::new(dir),
     )];
-    if let Some((url, schema)) = fresh_pg_schema().await {
+    if let Some((url, schema)) = fresh_pg_schema("ntf").await {
         out.push(("postgres", url, Box::new(schema)));
     }
     out
-}
-
-const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A PostgreSQL schema that is dropped when the test ends.
-pub struct Schema {
-    base: String,
-    name: String,
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&base).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP SCHEMA IF EXISTS {name} CASCADE"
-                )))
-                .execute(&mut conn)
-                .await
-                .ok()
-            })
-        })
-        .join();
-    }
-}
-
-/// A URL whose connections use a new, empty schema; None when PostgreSQL is absent outside CI.
-pub async fn fresh_pg_schema() -> Option<(String, Schema)> {
-    let base = std::env::var("MLOPS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG.into());
-    match sqlx::PgConnection::connect(&base).await {
-        Ok(mut conn) => {
-            let schema = format!("ntf_{}", uuid::Uuid::new_v4().simple());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-            Some((url, Schema { base, name: schema }))
-        }
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL is required in CI ({base}): {e}")
-        }
-        Err(e) => {
-            eprintln!(
-                "\n!!! SKIPPING the PostgreSQL half of this test: cannot reach {base}: {e}\n"
-            );
-            None
-        }
-    }
 }
 
 /// Polls until `f` is true or `timeout` passes; returns whether it became true.

@@ -1,21 +1,6 @@
 //! The registry on Amazon SageMaker Model Registry (`MLOPS_REGISTRY=sagemaker`), through the signed
-//! JSON 1.1 client of `mlops-aws`.
-//!
-//! How the registry maps onto SageMaker:
-//! - A model name is a model package group, created on the model's first registration. Group names
-//!   are 1 to 63 letters, digits and hyphens, so names with `_` or `.` are refused with an error.
-//! - A version is a model package in the group. SageMaker numbers them (`ModelPackageVersion`)
-//!   itself, per group, so servers registering at once never get the same number.
-//! - The approval status is the package's `ModelApprovalStatus`.
-//! - The rest lives in the package's `CustomerMetadataProperties`: `mlops:stage` holds the stage,
-//!   and `mlops:data:00`, `mlops:data:01`… hold the artifact URI, algorithm, task, metrics,
-//!   parameters, tags, description and lineage as one JSON document, base64-encoded and cut into
-//!   pieces. Why base64: SageMaker accepts only letters, digits, spaces and `_.:/=+-@` in these
-//!   values (no quotes or braces, so no raw JSON), and base64 uses only those. Why pieces:
-//!   SageMaker allows at most 50 entries of at most 256 characters each, so the JSON document of a
-//!   version may be at most 49 × 256 × 3/4 = 9,408 bytes; a larger one is refused at registration.
-//! - An alias is a tag on the group, `mlops:alias:<alias>` = version. SageMaker allows 50 tags per
-//!   resource and 128-character keys: at most 50 aliases per model, each at most 116 characters.
+//! JSON 1.1 client of `mlops-aws`. How versions, stages, approvals and aliases are kept in model
+//! packages and their groups is the wire format of [`codec`].
 //!
 //! What SageMaker cannot do like SQL:
 //! - No transactions. Changes that touch several versions (promoting with `archive_existing`,
@@ -31,39 +16,26 @@
 //!   models involved (8 at a time) and filter here; the newest version in a stage is found by
 //!   describing from the newest down.
 
+mod codec;
+mod search;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use mlops_aws::{AwsClient, AwsConfig, AwsError, Service};
-use mlops_core::metric_names;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::{
-    Actor, ApprovalStatus, Lineage, MetricRange, ModelVersion, NewVersion, Registry, RegistryError,
-    Rollback, SearchOrder, SearchQuery, Stage,
+    Actor, ApprovalStatus, ModelVersion, NewVersion, Registry, RegistryError, Rollback,
+    SearchQuery, Stage,
+};
+use codec::{
+    Group, MAX_VERSION, Package, Summary, alias_tag_key, aliases_from_tags, approval_description,
+    check_alias, check_model_name, new_package, package_arn, parse_package, parse_summary,
+    to_version, with_stage,
 };
 
-const STAGE_KEY: &str = "mlops:stage";
-const DATA_PREFIX: &str = "mlops:data:";
-const ALIAS_PREFIX: &str = "mlops:alias:";
-/// SageMaker's limits on `CustomerMetadataProperties`: entries, and characters per value.
-const MAX_METADATA_ENTRIES: usize = 50;
-const MAX_METADATA_VALUE: usize = 256;
-/// Every entry but the stage's may hold a piece of the data document.
-const MAX_DATA_PIECES: usize = MAX_METADATA_ENTRIES - 1;
-/// SageMaker's limit on tag keys, which hold the aliases.
-const MAX_TAG_KEY: usize = 128;
-/// SageMaker's limit on an approval description.
-const MAX_APPROVAL_DESCRIPTION: usize = 1024;
-/// Group names: `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`.
-const MAX_GROUP_NAME: usize = 63;
-/// Package ARNs end in `/<version>` of at most 9 digits.
-const MAX_VERSION: i64 = 999_999_999;
 /// DescribeModelPackage calls in flight at once for one read.
 const DESCRIBE_CONCURRENCY: usize = 8;
 /// The largest page SageMaker's list calls return.
@@ -75,47 +47,6 @@ pub struct SageMakerRegistry {
     /// One lock per existing model: changes to a model are serialized within this process, so two
     /// requests never overwrite each other's metadata, and group creation happens once.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-/// What a version holds that SageMaker has no field for, stored in the package's metadata.
-#[derive(Debug, Default, Serialize, Deserialize)]
-#[serde(default)]
-struct Stored {
-    artifact_uri: String,
-    algorithm: Option<String>,
-    task: Option<String>,
-    metrics: BTreeMap<String, f64>,
-    parameters: Value,
-    tags: BTreeMap<String, String>,
-    description: Option<String>,
-    lineage: Lineage,
-}
-
-/// A model package group.
-struct Group {
-    name: String,
-    arn: String,
-}
-
-/// A model package as `ListModelPackages` describes it.
-struct Summary {
-    version: i64,
-    arn: String,
-    approval: ApprovalStatus,
-    created_at: Option<DateTime<Utc>>,
-}
-
-/// A model package as `DescribeModelPackage` describes it, decoded.
-struct Package {
-    arn: String,
-    version: i64,
-    approval: ApprovalStatus,
-    stage: Stage,
-    /// The metadata as read, sent back whole with every update (see [`SageMakerRegistry::update`]).
-    metadata: Map<String, Value>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    stored: Stored,
 }
 
 impl From<AwsError> for RegistryError {
@@ -256,24 +187,6 @@ impl SageMakerRegistry {
         }
     }
 
-    /// A package's ARN from its group's: `...:model-package-group/<Name>` becomes
-    /// `...:model-package/<name>/<version>` (SageMaker writes package ARNs in lower case).
-    fn package_arn(group: &Group, version: i64) -> Result<String, RegistryError> {
-        let (prefix, name) = group
-            .arn
-            .rsplit_once(":model-package-group/")
-            .ok_or_else(|| {
-                RegistryError::Database(format!(
-                    "unexpected model package group ARN `{}`",
-                    group.arn
-                ))
-            })?;
-        Ok(format!(
-            "{prefix}:model-package/{}/{version}",
-            name.to_ascii_lowercase()
-        ))
-    }
-
     /// The package at `arn`, or None when it does not exist.
     async fn describe_arn(&self, name: &str, arn: &str) -> Result<Option<Package>, RegistryError> {
         match self
@@ -295,7 +208,7 @@ impl SageMakerRegistry {
         if !(1..=MAX_VERSION).contains(&version) {
             return Ok(None);
         }
-        self.describe_arn(&group.name, &Self::package_arn(group, version)?)
+        self.describe_arn(&group.name, &package_arn(group, version)?)
             .await
     }
 
@@ -339,18 +252,7 @@ impl SageMakerRegistry {
             .paged("ListModelPackages", input, "ModelPackageSummaryList")
             .await?
         {
-            let (Some(version), Some(arn)) = (
-                item["ModelPackageVersion"].as_i64(),
-                item["ModelPackageArn"].as_str(),
-            ) else {
-                continue;
-            };
-            out.push(Summary {
-                version,
-                arn: arn.to_string(),
-                approval: parse_approval(&group.name, &item["ModelApprovalStatus"])?,
-                created_at: timestamp(&item["CreationTime"]),
-            });
+            out.extend(parse_summary(&group.name, &item)?);
         }
         out.sort_by_key(|s| std::cmp::Reverse(s.version));
         Ok(out)
@@ -375,17 +277,8 @@ impl SageMakerRegistry {
     /// Alias → version, from the group's tags.
     async fn aliases(&self, group: &Group) -> Result<BTreeMap<String, i64>, RegistryError> {
         let input = json!({ "ResourceArn": group.arn, "MaxResults": PAGE_SIZE });
-        let mut out = BTreeMap::new();
-        for tag in self.paged("ListTags", input, "Tags").await? {
-            if let (Some(key), Some(value)) = (tag["Key"].as_str(), tag["Value"].as_str())
-                && let Some(alias) = key.strip_prefix(ALIAS_PREFIX)
-                && let Ok(version) = value.parse()
-            {
-                // A later tag wins: AWS replaces a tag set again, moto appends a second one.
-                out.insert(alias.to_string(), version);
-            }
-        }
-        Ok(out)
+        let tags = self.paged("ListTags", input, "Tags").await?;
+        Ok(aliases_from_tags(&tags))
     }
 
     async fn version_of(&self, group: &Group, p: Package) -> Result<ModelVersion, RegistryError> {
@@ -393,25 +286,22 @@ impl SageMakerRegistry {
         Ok(to_version(&group.name, p, &aliases))
     }
 
-    /// Sets a package's stage and approval. The whole metadata and the approval are always sent:
-    /// SageMaker merges metadata keys, but moto replaces the whole map and clears an approval
-    /// left out, and sending both behaves the same on either.
+    /// Sets a package's stage and approval. The approval is always sent, with the whole metadata
+    /// ([`with_stage`]): moto clears an approval left out.
     async fn update(
         &self,
         p: &Package,
         stage: Stage,
         approval: ApprovalStatus,
-        approval_description: Option<String>,
+        why: Option<String>,
     ) -> Result<(), RegistryError> {
-        let mut metadata = p.metadata.clone();
-        metadata.insert(STAGE_KEY.into(), json!(stage.as_str()));
         let mut input = json!({
             "ModelPackageArn": p.arn,
             "ModelApprovalStatus": approval.as_str(),
-            "CustomerMetadataProperties": metadata,
+            "CustomerMetadataProperties": with_stage(p, stage),
         });
-        if let Some(d) = approval_description {
-            input["ApprovalDescription"] = json!(d);
+        if let Some(why) = why {
+            input["ApprovalDescription"] = json!(why);
         }
         self.client.call("UpdateModelPackage", input).await?;
         Ok(())
@@ -462,31 +352,15 @@ fn audit(name: &str, version: i64, event: &str, from: &str, to: &str, actor: &Ac
 impl Registry for SageMakerRegistry {
     async fn register(&self, v: NewVersion) -> Result<ModelVersion, RegistryError> {
         check_model_name(&v.name)?;
-        if let Some((metric, value)) = v.metrics.iter().find(|(_, x)| !x.is_finite()) {
-            return Err(RegistryError::Invalid(format!(
-                "metric `{metric}` is {value}; metrics must be finite numbers"
-            )));
-        }
-        let stored = Stored {
-            artifact_uri: v.artifact_uri,
-            algorithm: v.algorithm,
-            task: v.task,
-            metrics: v.metrics,
-            parameters: v.parameters,
-            tags: v.tags,
-            description: v.description,
-            lineage: v.lineage,
-        };
-        let mut metadata = encode(&v.name, &stored)?;
-        metadata.insert(STAGE_KEY.into(), json!(Stage::None.as_str()));
+        let (name, metadata) = new_package(v)?;
         let created = {
             // Within one process, registrations of a model go one at a time: the group is created
             // once, and moto (which numbers a version by counting the group's packages, with no
             // atomicity promised) stays exact. Across servers, SageMaker's own numbering is atomic.
-            let _guard = self.lock(&v.name).await;
-            self.ensure_group(&v.name).await?;
+            let _guard = self.lock(&name).await;
+            self.ensure_group(&name).await?;
             let input = json!({
-                "ModelPackageGroupName": v.name,
+                "ModelPackageGroupName": name,
                 "ModelApprovalStatus": ApprovalStatus::PendingManualApproval.as_str(),
                 "CustomerMetadataProperties": metadata,
                 // The client retries failed calls: the token makes a retried create one version.
@@ -498,10 +372,10 @@ impl Registry for SageMakerRegistry {
             RegistryError::Database("SageMaker created a model package without an ARN".into())
         })?;
         // Read back: SageMaker assigns the version number and the creation time.
-        let p = self.describe_arn(&v.name, arn).await?.ok_or_else(|| {
+        let p = self.describe_arn(&name, arn).await?.ok_or_else(|| {
             RegistryError::Database(format!("SageMaker created {arn} but cannot describe it"))
         })?;
-        Ok(to_version(&v.name, p, &BTreeMap::new()))
+        Ok(to_version(&name, p, &BTreeMap::new()))
     }
 
     async fn get(&self, name: &str, version: i64) -> Result<ModelVersion, RegistryError> {
@@ -685,7 +559,7 @@ impl Registry for SageMakerRegistry {
                 // so the alias never disappears in between.
                 let input = json!({
                     "ResourceArn": group.arn,
-                    "Tags": [{ "Key": format!("{ALIAS_PREFIX}{alias}"), "Value": version.to_string() }],
+                    "Tags": [{ "Key": alias_tag_key(alias), "Value": version.to_string() }],
                 });
                 self.client.call("AddTags", input).await?;
                 tracing::info!(model = name, version, alias, "model alias set");
@@ -703,8 +577,7 @@ impl Registry for SageMakerRegistry {
                 "model `{name}` has no alias `{alias}`"
             )));
         }
-        let input =
-            json!({ "ResourceArn": group.arn, "TagKeys": [format!("{ALIAS_PREFIX}{alias}")] });
+        let input = json!({ "ResourceArn": group.arn, "TagKeys": [alias_tag_key(alias)] });
         self.client.call("DeleteTags", input).await?;
         tracing::info!(model = name, alias, "model alias removed");
         Ok(())
@@ -757,73 +630,7 @@ impl Registry for SageMakerRegistry {
     }
 
     async fn search(&self, q: &SearchQuery) -> Result<(Vec<ModelVersion>, i64), RegistryError> {
-        let after = q.created_after.as_deref().map(parse_time).transpose()?;
-        let before = q.created_before.as_deref().map(parse_time).transpose()?;
-        let in_range =
-            |t: DateTime<Utc>| after.is_none_or(|a| t >= a) && before.is_none_or(|b| t < b);
-        let groups = self.groups_matching(q.name_pattern.as_deref()).await?;
-        // Matching versions, with the index of their group.
-        let mut hits: Vec<(usize, Package)> = Vec::new();
-        for (g, group) in groups.iter().enumerate() {
-            let summaries = self.summaries(group, q.approval_status).await?;
-            // The listing's creation time spares describing versions outside the date range.
-            let candidates = arns(
-                summaries
-                    .iter()
-                    .filter(|s| s.created_at.is_none_or(in_range)),
-            );
-            for p in self.describe_all(&group.name, candidates).await? {
-                let keep = in_range(p.created_at)
-                    && q.stage.is_none_or(|s| p.stage == s)
-                    && q.tags.iter().all(|(k, v)| p.stored.tags.get(k) == Some(v))
-                    && q.metric
-                        .as_ref()
-                        .is_none_or(|m| metric_in_range(&p.stored, m));
-                if keep {
-                    hits.push((g, p));
-                }
-            }
-        }
-        let name = |g: usize| groups[g].name.as_str();
-        match &q.order {
-            None | Some(SearchOrder::CreatedAt) => hits.sort_by(|(ag, a), (bg, b)| {
-                b.created_at
-                    .cmp(&a.created_at)
-                    .then_with(|| name(*ag).cmp(name(*bg)))
-                    .then_with(|| b.version.cmp(&a.version))
-            }),
-            Some(SearchOrder::Metric { name: metric }) => {
-                let value = |p: &Package| p.stored.metrics.get(metric).copied();
-                let lower_first = metric_names::lower_is_better(metric);
-                hits.sort_by(|(ag, a), (bg, b)| {
-                    let (x, y) = (value(a), value(b));
-                    let best_first = if lower_first {
-                        x.unwrap_or(0.0).total_cmp(&y.unwrap_or(0.0))
-                    } else {
-                        y.unwrap_or(0.0).total_cmp(&x.unwrap_or(0.0))
-                    };
-                    y.is_some()
-                        .cmp(&x.is_some())
-                        .then(best_first)
-                        .then_with(|| name(*ag).cmp(name(*bg)))
-                        .then_with(|| b.version.cmp(&a.version))
-                })
-            }
-        }
-        let total = hits.len() as i64;
-        let mut aliases: HashMap<usize, BTreeMap<String, i64>> = HashMap::new();
-        let mut page = Vec::new();
-        for (g, p) in hits
-            .into_iter()
-            .skip(to_usize(q.offset))
-            .take(to_usize(q.limit))
-        {
-            if let std::collections::hash_map::Entry::Vacant(e) = aliases.entry(g) {
-                e.insert(self.aliases(&groups[g]).await?);
-            }
-            page.push(to_version(name(g), p, &aliases[&g]));
-        }
-        Ok((page, total))
+        self.search_versions(q).await
     }
 
     async fn delete_version(
@@ -861,384 +668,12 @@ impl Registry for SageMakerRegistry {
     }
 }
 
-impl SageMakerRegistry {
-    /// The groups whose names match a `*`/`?` pattern (all groups without one). SageMaker filters
-    /// by the pattern's longest literal part (`NameContains`); the pattern itself is matched here.
-    async fn groups_matching(&self, pattern: Option<&str>) -> Result<Vec<Group>, RegistryError> {
-        let Some(pattern) = pattern else {
-            return self.list_groups(None, |_| true).await;
-        };
-        // A character no group name can hold: nothing matches.
-        if !pattern
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-*?".contains(c))
-        {
-            return Ok(Vec::new());
-        }
-        if !pattern.contains(['*', '?']) {
-            if check_model_name(pattern).is_err() {
-                return Ok(Vec::new());
-            }
-            return Ok(self.find_group(pattern).await?.into_iter().collect());
-        }
-        let literal = pattern
-            .split(['*', '?'])
-            .max_by_key(|s| s.len())
-            .unwrap_or_default();
-        if literal.len() > MAX_GROUP_NAME {
-            return Ok(Vec::new());
-        }
-        let contains = Some(literal).filter(|l| !l.is_empty());
-        self.list_groups(contains, |name| glob_match(pattern, name))
-            .await
-    }
-
-    async fn list_groups(
-        &self,
-        name_contains: Option<&str>,
-        keep: impl Fn(&str) -> bool,
-    ) -> Result<Vec<Group>, RegistryError> {
-        let mut input = json!({ "MaxResults": PAGE_SIZE });
-        if let Some(c) = name_contains {
-            input["NameContains"] = json!(c);
-        }
-        let items = self
-            .paged(
-                "ListModelPackageGroups",
-                input,
-                "ModelPackageGroupSummaryList",
-            )
-            .await?;
-        Ok(items
-            .iter()
-            .filter_map(|g| {
-                let name = g["ModelPackageGroupName"].as_str()?;
-                let arn = g["ModelPackageGroupArn"].as_str()?;
-                keep(name).then(|| Group {
-                    name: name.to_string(),
-                    arn: arn.to_string(),
-                })
-            })
-            .collect())
-    }
-}
-
-/// SageMaker's group name rule: 1 to 63 letters, digits and hyphens, starting and ending with a
-/// letter or digit.
-fn check_model_name(name: &str) -> Result<(), RegistryError> {
-    let ok = (1..=MAX_GROUP_NAME).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(RegistryError::Invalid(format!(
-            "model name `{name}` cannot be used with the SageMaker registry: model package group names are 1 to {MAX_GROUP_NAME} letters, digits and hyphens, starting and ending with a letter or digit"
-        )))
-    }
-}
-
-/// Aliases become tag keys: SageMaker's tag key length and characters.
-fn check_alias(alias: &str) -> Result<(), RegistryError> {
-    let max = MAX_TAG_KEY - ALIAS_PREFIX.len();
-    let ok = (1..=max).contains(&alias.len())
-        && alias
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(RegistryError::Invalid(format!(
-            "alias `{alias}` must be 1 to {max} letters, digits, `-`, `_` or `.` (the SageMaker registry keeps aliases as tags)"
-        )))
-    }
-}
-
-/// The data document as metadata entries: base64, cut into pieces SageMaker accepts.
-fn encode(name: &str, stored: &Stored) -> Result<Map<String, Value>, RegistryError> {
-    let document = serde_json::to_vec(stored)
-        .map_err(|e| RegistryError::Invalid(format!("encoding the version of `{name}`: {e}")))?;
-    let text = BASE64.encode(&document);
-    let max_bytes = MAX_DATA_PIECES * MAX_METADATA_VALUE / 4 * 3;
-    if text.len() > MAX_DATA_PIECES * MAX_METADATA_VALUE {
-        return Err(RegistryError::Invalid(format!(
-            "the version of `{name}` is too large for SageMaker: its artifact URI, metrics, parameters, tags, description and lineage take {} bytes as JSON, and SageMaker's model package metadata holds at most {max_bytes}; shorten the parameters, tags or description",
-            document.len()
-        )));
-    }
-    // Base64 is ASCII, so cutting at any byte is cutting between characters.
-    Ok(text
-        .as_bytes()
-        .chunks(MAX_METADATA_VALUE)
-        .enumerate()
-        .map(|(i, piece)| {
-            (
-                format!("{DATA_PREFIX}{i:02}"),
-                json!(String::from_utf8_lossy(piece)),
-            )
-        })
-        .collect())
-}
-
-/// The data document from metadata entries; None for a package registered by other tools.
-fn decode(metadata: &Map<String, Value>) -> Result<Option<Stored>, String> {
-    let mut pieces: Vec<(usize, &str)> = Vec::new();
-    for (key, value) in metadata {
-        if let Some(index) = key.strip_prefix(DATA_PREFIX) {
-            let index = index.parse().map_err(|_| format!("bad key `{key}`"))?;
-            pieces.push((index, value.as_str().unwrap_or_default()));
-        }
-    }
-    if pieces.is_empty() {
-        return Ok(None);
-    }
-    pieces.sort_unstable_by_key(|(i, _)| *i);
-    if pieces.iter().enumerate().any(|(i, (index, _))| i != *index) {
-        return Err("pieces of the data are missing".into());
-    }
-    let text: String = pieces.into_iter().map(|(_, piece)| piece).collect();
-    let document = BASE64.decode(text).map_err(|e| e.to_string())?;
-    serde_json::from_slice(&document)
-        .map(Some)
-        .map_err(|e| e.to_string())
-}
-
-fn parse_approval(name: &str, value: &Value) -> Result<ApprovalStatus, RegistryError> {
-    match value.as_str() {
-        // SageMaker's default for a version registered without one.
-        None => Ok(ApprovalStatus::PendingManualApproval),
-        Some(s) => ApprovalStatus::parse(s).ok_or_else(|| {
-            RegistryError::Database(format!(
-                "a version of `{name}` has an unknown approval status `{s}`"
-            ))
-        }),
-    }
-}
-
-fn parse_package(name: &str, raw: &Value) -> Result<Package, RegistryError> {
-    let missing = |field: &str| {
-        RegistryError::Database(format!(
-            "SageMaker described a version of `{name}` without its {field}"
-        ))
-    };
-    let arn = raw["ModelPackageArn"]
-        .as_str()
-        .ok_or_else(|| missing("ModelPackageArn"))?
-        .to_string();
-    let version = raw["ModelPackageVersion"]
-        .as_i64()
-        .ok_or_else(|| missing("ModelPackageVersion"))?;
-    let metadata = raw["CustomerMetadataProperties"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let stage = match metadata.get(STAGE_KEY).and_then(Value::as_str) {
-        None => Stage::None,
-        Some(s) => Stage::parse(s).ok_or_else(|| {
-            RegistryError::Database(format!("{arn} has an unknown stage `{s}` in {STAGE_KEY}"))
-        })?,
-    };
-    let stored = match decode(&metadata) {
-        Ok(Some(stored)) => stored,
-        // Registered by other tools (e.g. SageMaker Pipelines): what SageMaker itself knows.
-        Ok(None) => Stored {
-            artifact_uri: raw["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            description: raw["ModelPackageDescription"].as_str().map(str::to_string),
-            ..Stored::default()
-        },
-        Err(e) => {
-            return Err(RegistryError::Database(format!(
-                "{arn} holds unreadable mlops metadata ({DATA_PREFIX}*): {e}"
-            )));
-        }
-    };
-    let created_at = timestamp(&raw["CreationTime"]).ok_or_else(|| missing("CreationTime"))?;
-    Ok(Package {
-        arn,
-        version,
-        approval: parse_approval(name, &raw["ModelApprovalStatus"])?,
-        stage,
-        metadata,
-        created_at,
-        updated_at: timestamp(&raw["LastModifiedTime"]).unwrap_or(created_at),
-        stored,
-    })
-}
-
-fn to_version(name: &str, p: Package, aliases: &BTreeMap<String, i64>) -> ModelVersion {
-    let stored = p.stored;
-    ModelVersion {
-        name: name.to_string(),
-        version: p.version,
-        artifact_uri: stored.artifact_uri,
-        algorithm: stored.algorithm,
-        task: stored.task,
-        stage: p.stage,
-        approval_status: p.approval,
-        aliases: aliases
-            .iter()
-            .filter(|(_, v)| **v == p.version)
-            .map(|(a, _)| a.clone())
-            .collect(),
-        metrics: stored.metrics,
-        parameters: stored.parameters,
-        tags: stored.tags,
-        description: stored.description,
-        lineage: stored.lineage,
-        created_at: format_time(p.created_at),
-        updated_at: format_time(p.updated_at),
-    }
-}
-
-fn metric_in_range(stored: &Stored, range: &MetricRange) -> bool {
-    stored.metrics.get(&range.name).is_some_and(|v| {
-        range.min.is_none_or(|min| *v >= min) && range.max.is_none_or(|max| *v <= max)
-    })
-}
-
-/// AWS JSON timestamps are seconds since the epoch, with a fraction.
-fn timestamp(value: &Value) -> Option<DateTime<Utc>> {
-    let seconds = value.as_f64()?;
-    DateTime::from_timestamp_micros((seconds * 1e6).round() as i64)
-}
-
-/// The same text as the SQL registry's timestamps.
-fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-/// A search date: RFC 3339, or a day (its midnight, UTC).
-fn parse_time(text: &str) -> Result<DateTime<Utc>, RegistryError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .map(|d| d.and_time(NaiveTime::MIN).and_utc())
-        })
-        .map_err(|_| {
-            RegistryError::Invalid(format!(
-                "`{text}` is not a date (use 2026-11-25 or 2026-11-25T10:00:00Z)"
-            ))
-        })
-}
-
-/// Who changed an approval and why, as SageMaker's `ApprovalDescription` takes it.
-fn approval_description(status: ApprovalStatus, actor: &Actor) -> String {
-    let text = match &actor.why {
-        Some(why) => format!("{} by {}: {why}", status.as_str(), actor.who),
-        None => format!("{} by {}", status.as_str(), actor.who),
-    };
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_APPROVAL_DESCRIPTION)
-        .collect()
-}
-
+/// The ARNs of listed packages, to describe them.
 fn arns<'a>(summaries: impl IntoIterator<Item = &'a Summary>) -> Vec<String> {
     summaries.into_iter().map(|s| s.arn.clone()).collect()
 }
 
+/// A limit or offset as an index; a negative one counts as 0.
 fn to_usize(n: i64) -> usize {
     usize::try_from(n).unwrap_or(0)
-}
-
-/// `*` matches any run of characters, `?` one character; everything else itself, case-sensitively.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    // The last `*` seen and the text position it was tried at, to backtrack to.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match_whole_names() {
-        assert!(glob_match("churn-*", "churn-eu"));
-        assert!(glob_match("*-eu", "churn-eu"));
-        assert!(glob_match("c?urn*", "churn"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("churn-*", "xchurn-eu"));
-        assert!(!glob_match("CHURN-*", "churn-eu"));
-        assert!(!glob_match("a?", "a"));
-    }
-
-    #[test]
-    fn model_names_and_aliases_follow_sagemaker_rules() {
-        assert!(check_model_name("churn-eu-2").is_ok());
-        for bad in ["", "-churn", "churn-", "fraud_x", "a.b", &"x".repeat(64)] {
-            assert!(check_model_name(bad).is_err(), "{bad}");
-        }
-        assert!(check_alias("champion_v1.2").is_ok());
-        assert!(check_alias(&"a".repeat(117)).is_err());
-        assert!(check_alias("a b").is_err());
-    }
-
-    #[test]
-    fn data_round_trips_through_metadata_pieces_within_limits() {
-        let stored = Stored {
-            artifact_uri: "s3://bucket/models/churn {weird} \"quoted\"".into(),
-            parameters: json!({"text": "x".repeat(3000)}),
-            ..Stored::default()
-        };
-        let metadata = encode("m", &stored).unwrap();
-        assert!(metadata.len() > 1 && metadata.len() <= MAX_DATA_PIECES);
-        for (key, value) in &metadata {
-            let value = value.as_str().unwrap();
-            assert!(key.len() <= MAX_TAG_KEY);
-            assert!((1..=MAX_METADATA_VALUE).contains(&value.len()));
-            assert!(
-                value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
-            );
-        }
-        let back = decode(&metadata).unwrap().unwrap();
-        assert_eq!(back.artifact_uri, stored.artifact_uri);
-        assert_eq!(back.parameters, stored.parameters);
-        assert!(decode(&Map::new()).unwrap().is_none());
-        let too_big = Stored {
-            parameters: json!("x".repeat(9500)),
-            ..Stored::default()
-        };
-        let err = encode("m", &too_big).unwrap_err().to_string();
-        assert!(
-            err.contains("too large for SageMaker") && err.contains("9408"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn package_arns_follow_the_group_arn() {
-        let group = Group {
-            name: "Churn".into(),
-            arn: "arn:aws:sagemaker:us-east-1:123456789012:model-package-group/Churn".into(),
-        };
-        assert_eq!(
-            SageMakerRegistry::package_arn(&group, 3).unwrap(),
-            "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/3"
-        );
-    }
 }
