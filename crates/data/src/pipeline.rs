@@ -370,7 +370,7 @@ impl FittedPipeline {
 
     /// A stable fingerprint: data processed by one pipeline is recognised by another copy of it.
     pub fn fingerprint(&self) -> String {
-        mlops_core::artifact::sha256_hex(&serde_json::to_vec(self).unwrap_or_default())
+        mlops_core::sha256_hex(&serde_json::to_vec(self).unwrap_or_default())
     }
 }
 
