@@ -5,15 +5,15 @@
 //! Manager as a [`mlops_core::secrets::SecretProvider`]), [`logs`] (shipping the JSON log lines to
 //! CloudWatch Logs) and [`metrics`] (tool calls, errors and latency to CloudWatch metrics).
 
-pub mod client;
-pub mod logs;
-pub mod metrics;
-pub mod secrets;
+mod client;
+mod logs;
+mod metrics;
+mod secrets;
 
 #[cfg(test)]
 mod mock;
 
 pub use client::{AWS_RETRY, AwsClient, AwsConfig, AwsError, QueryClient, RetryPolicy, Service};
 pub use logs::{LogShipper, LogShipperOptions};
-pub use metrics::MetricsPublisher;
+pub use metrics::{Datum, MetricsPublisher, PublisherHandle, tool_data};
 pub use secrets::SecretsManager;

@@ -1,5 +1,5 @@
 //! CloudWatch metrics through `PutMetricData`: tool calls, errors and latency by tool (from core's
-//! [`ToolMetrics`](mlops_core::metrics::ToolMetrics) windows) and whatever counts the server adds
+//! [`ToolMetrics`](mlops_core::ToolMetrics) windows) and whatever counts the server adds
 //! (workflow executions and training jobs by status), published periodically in the background.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlops_core::metrics::ToolWindow;
+use mlops_core::ToolWindow;
 use tokio::sync::Notify;
 
 use crate::client::{AwsConfig, AwsError, QueryClient, Service};
@@ -181,7 +181,7 @@ mod tests {
     use super::*;
     use crate::client::RetryPolicy;
     use crate::mock::MockServer;
-    use mlops_core::metrics::ToolMetrics;
+    use mlops_core::ToolMetrics;
 
     #[tokio::test]
     async fn tool_windows_become_flattened_query_parameters() {

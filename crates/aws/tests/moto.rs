@@ -7,13 +7,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mlops_aws::metrics::{Datum, tool_data};
 use mlops_aws::{
     AwsClient, AwsConfig, LogShipper, LogShipperOptions, MetricsPublisher, QueryClient,
     RetryPolicy, SecretsManager, Service,
 };
+use mlops_aws::{Datum, tool_data};
+use mlops_core::ToolMetrics;
 use mlops_core::logging::{mask_str, register_secret};
-use mlops_core::metrics::ToolMetrics;
 use mlops_core::secrets::{EnvSecrets, SecretChain};
 use serde_json::{Value, json};
 use support::{config, unique};

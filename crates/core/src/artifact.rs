@@ -15,6 +15,29 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{ArtifactRef, ArtifactStore, StoreError};
 
+/// Longest name of a folder a client names (a training job, an evaluation): it names a folder
+/// under the artifact root and, on SageMaker, a job.
+pub const MAX_FOLDER_NAME: usize = 63;
+
+/// Checks a client-chosen folder name such as a `training_job_name`: 1 to 63 letters, digits,
+/// `-`, `_` or `.`, not starting with `.`, so it can never climb out of its parent folder. The
+/// error names `field`.
+pub fn check_folder_name(field: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_FOLDER_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} `{name}` must be 1 to {MAX_FOLDER_NAME} letters, digits, `-`, `_` or `.`, not starting with `.`"
+        ))
+    }
+}
+
 /// The manifest format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";

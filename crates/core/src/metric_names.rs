@@ -2,6 +2,8 @@
 //! tool's `metric`, a registry search — means the same metric everywhere: `f1`, `F1 score` and
 //! `f1_macro` are one metric, the macro-averaged F1, whose value evaluation reports as `f1_macro`.
 
+use crate::words::normalize;
+
 /// A metric every tool knows by the same names.
 #[derive(Debug, PartialEq)]
 pub struct MetricName {
@@ -93,28 +95,6 @@ pub static METRICS: &[MetricName] = &[
         &["reward", "mean_episode_reward", "average_reward", "mean_return", "mean_episode_return"],
         "mean return of the evaluation episodes"),
 ];
-
-/// Lower case, spaces, `-` and `.` as `_`, no doubled or edge `_`, quotes and `*` trimmed:
-/// `"F1-Score"` → `f1_score`.
-pub fn normalize(s: &str) -> String {
-    let s = s
-        .trim()
-        .trim_matches(|c| c == '*' || c == '`' || c == '"' || c == '\'');
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let c = c.to_ascii_lowercase();
-        let c = if matches!(c, ' ' | '-' | '.' | '\t') {
-            '_'
-        } else {
-            c
-        };
-        if c == '_' && (out.is_empty() || out.ends_with('_')) {
-            continue;
-        }
-        out.push(c);
-    }
-    out.trim_end_matches('_').to_string()
-}
 
 /// The metric `name` stands for, by its name, key or any alias, in any spelling.
 pub fn lookup(name: &str) -> Option<&'static MetricName> {

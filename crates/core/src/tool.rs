@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use crate::error::ToolError;
 use crate::logging::mask_json;
+use crate::words::edit_distance;
 
 /// Hints for clients about what a tool does (MCP tool annotations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,23 +513,6 @@ impl ToolRouter {
             .min()
             .map(|(_, t)| t.to_string())
     }
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -11,10 +11,8 @@ use mlops_core::{
     ToolResponse,
 };
 use mlops_data::FittedPipeline;
-use mlops_data::prepared::load_model_input;
-use mlops_train::cluster::{ClusterScores, cluster_scores};
-use mlops_train::matrix::{Matrix, class_indices};
-use mlops_train::{TrainError, TrainedModel};
+use mlops_data::load_model_input;
+use mlops_ml::{ClusterScores, Matrix, MlError, TrainedModel, class_indices, cluster_scores};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -247,7 +245,7 @@ async fn prepare(
 
 /// Runs a scoring function off the async threads.
 async fn score<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, TrainError> + Send + 'static,
+    f: impl FnOnce() -> Result<T, MlError> + Send + 'static,
 ) -> Result<T, ToolError> {
     tokio::task::spawn_blocking(f)
         .await
@@ -306,7 +304,7 @@ async fn evaluate_regressor(
 ) -> Result<EvaluateRegressorOutput, ToolError> {
     let p = prepare(store, &i, "regression", "evaluate_regressor").await?;
     let (model_uri, rows) = (p.model_uri(), p.df.height());
-    let y = mlops_train::matrix::numeric_target(&p.df, &p.target).map_err(ToolError::from)?;
+    let y = mlops_ml::numeric_target(&p.df, &p.target).map_err(ToolError::from)?;
     let (model, x) = (p.loaded.model, p.x);
     let report = score(move || {
         Ok(crate::metrics::regression_report(
@@ -582,11 +580,7 @@ async fn evaluate_into_folder(
     i: &EvaluationOutputInput,
 ) -> Result<(report::Evaluation, String), ToolError> {
     if let Some(name) = &i.evaluation_name {
-        mlops_train::runner::check_job_name(name).map_err(|_| {
-            ToolError::validation(format!(
-                "evaluation_name `{name}` must be 1 to 63 letters, digits, `-`, `_` or `.`, not starting with `.`"
-            ))
-        })?;
+        mlops_core::check_folder_name("evaluation_name", name).map_err(ToolError::validation)?;
     }
     let evaluation = report::evaluate(store, &i.model_uri, &i.test_data_uri, true).await?;
     let name = i

@@ -3,10 +3,13 @@
 //! Loads a model (checksums verified), applies the model's own preprocessing pipeline to the
 //! evaluation data, predicts, and computes metrics ([`metrics`]).
 
-pub mod capability;
-pub mod metrics;
-pub mod plots;
-pub mod reinforcement;
-pub mod report;
+mod capability;
+mod metrics;
+mod plots;
+mod reinforcement;
+mod report;
 
 pub use capability::EvaluationCapability;
+pub use metrics::{
+    ClassMetrics, ClassificationReport, RegressionReport, classification_report, regression_report,
+};

@@ -4,8 +4,7 @@
 
 use bytes::Bytes;
 use mlops_core::{ArtifactStore, ModelArtifact, ToolError, ToolImage, ToolResponse};
-use mlops_train::TrainedModel;
-use mlops_train::runner::{check_job_name, saved_history};
+use mlops_ml::{TrainedModel, saved_history};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -116,11 +115,7 @@ pub async fn evaluate_reinforcement(
     i: EvaluateReinforcementInput,
 ) -> Result<EvaluateReinforcementOutput, ToolError> {
     if let Some(name) = &i.evaluation_name {
-        check_job_name(name).map_err(|_| {
-            ToolError::validation(format!(
-                "evaluation_name `{name}` must be 1 to 63 letters, digits, `-`, `_` or `.`, not starting with `.`"
-            ))
-        })?;
+        mlops_core::check_folder_name("evaluation_name", name).map_err(ToolError::validation)?;
     }
     let artifact = ModelArtifact::load(store, &i.model_uri).await?;
     if artifact.manifest.task != "reinforcement" {

@@ -5,12 +5,10 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use mlops_core::{ArtifactStore, ToolError};
-use mlops_data::prepared::load_model_input;
-use mlops_train::cluster::cluster_scores;
-use mlops_train::jobs::MetricPoint;
-use mlops_train::matrix::{Matrix, class_indices, numeric_target};
-use mlops_train::reduce::Pca;
-use mlops_train::runner::saved_history;
+use mlops_data::load_model_input;
+use mlops_ml::{
+    Matrix, MetricPoint, Pca, class_indices, cluster_scores, numeric_target, saved_history,
+};
 use serde_json::{Map, Value, json};
 
 use crate::capability::{LoadedModel, load_for_task};

@@ -1,7 +1,7 @@
 //! Our metrics against scikit-learn's on the same predictions. The fixture and the script that
 //! made it (scikit-learn 1.9) are in tests/fixtures/.
 
-use mlops_eval::metrics::{classification_report, regression_report};
+use mlops_eval::{classification_report, regression_report};
 use serde_json::Value;
 
 fn fixture() -> Value {
@@ -106,7 +106,7 @@ fn clustering_scores_match_scikit_learn() {
     let data: Vec<f64> = (0..cols)
         .flat_map(|j| rows.iter().map(move |r| r[j]))
         .collect();
-    let x = mlops_train::Matrix {
+    let x = mlops_ml::Matrix {
         rows: rows.len(),
         cols,
         data,
@@ -117,7 +117,7 @@ fn clustering_scores_match_scikit_learn() {
         .iter()
         .map(|v| v.as_i64().unwrap())
         .collect();
-    let s = mlops_train::cluster::cluster_scores(&x, &labels, 0);
+    let s = mlops_ml::cluster_scores(&x, &labels, 0);
     close("silhouette", s.silhouette.unwrap(), &c["silhouette"]);
     close(
         "davies_bouldin",

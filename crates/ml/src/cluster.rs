@@ -15,7 +15,7 @@ use smartcore::cluster::dbscan::{DBSCAN, DBSCANParameters};
 use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::metrics::distance::euclidian::Euclidian;
 
-use crate::error::TrainError;
+use crate::error::MlError;
 use crate::matrix::Matrix;
 
 /// Row-major copy of a matrix: clustering works row by row.
@@ -78,9 +78,9 @@ impl KMeans {
         seed: u64,
         cancelled: &AtomicBool,
         on_iteration: &mut dyn FnMut(usize, f64),
-    ) -> Result<Option<(Self, Vec<i64>)>, TrainError> {
+    ) -> Result<Option<(Self, Vec<i64>)>, MlError> {
         if k == 0 || k > x.rows {
-            return Err(TrainError::invalid(format!(
+            return Err(MlError::invalid(format!(
                 "n_clusters must be between 1 and the number of rows ({}); got {k}",
                 x.rows
             )));
@@ -260,14 +260,14 @@ pub struct Dbscan {
 }
 
 impl Dbscan {
-    pub fn fit(x: &Matrix, eps: f64, min_samples: usize) -> Result<Self, TrainError> {
+    pub fn fit(x: &Matrix, eps: f64, min_samples: usize) -> Result<Self, MlError> {
         let data = DenseMatrix::new(x.rows, x.cols, x.data.clone(), true)
-            .map_err(|e| TrainError::Failed(e.to_string()))?;
+            .map_err(|e| MlError::Failed(e.to_string()))?;
         let params = DBSCANParameters::default()
             .with_eps(eps)
             .with_min_samples(min_samples);
         let model = DBSCAN::fit(&data, params)
-            .map_err(|e| TrainError::Failed(format!("DBSCAN failed: {e}")))?;
+            .map_err(|e| MlError::Failed(format!("DBSCAN failed: {e}")))?;
         Ok(Self {
             n_features: x.cols,
             eps,
@@ -277,13 +277,13 @@ impl Dbscan {
     }
 
     /// Cluster of each row; -1 is noise.
-    pub fn predict(&self, x: &Matrix) -> Result<Vec<i64>, TrainError> {
+    pub fn predict(&self, x: &Matrix) -> Result<Vec<i64>, MlError> {
         let data = DenseMatrix::new(x.rows, x.cols, x.data.clone(), true)
-            .map_err(|e| TrainError::Failed(e.to_string()))?;
+            .map_err(|e| MlError::Failed(e.to_string()))?;
         let labels = self
             .model
             .predict(&data)
-            .map_err(|e| TrainError::Failed(format!("DBSCAN prediction failed: {e}")))?;
+            .map_err(|e| MlError::Failed(format!("DBSCAN prediction failed: {e}")))?;
         // smartcore numbers clusters from 1 and gives 0 for noise.
         Ok(labels.into_iter().map(|l| i64::from(l) - 1).collect())
     }

@@ -11,7 +11,7 @@ use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
 use serde::{Deserialize, Serialize};
 
-use crate::error::TrainError;
+use crate::error::MlError;
 use crate::forest::Targets;
 use crate::matrix::Matrix;
 
@@ -44,8 +44,8 @@ pub struct Gbdt {
 /// One point of a booster's evaluation history: (round, metric name, value).
 pub type HistoryPoint = (usize, String, f64);
 
-fn failed(e: impl std::fmt::Display) -> TrainError {
-    TrainError::Failed(format!("gradient boosting failed: {e}"))
+fn failed(e: impl std::fmt::Display) -> MlError {
+    MlError::Failed(format!("gradient boosting failed: {e}"))
 }
 
 impl Gbdt {
@@ -58,7 +58,7 @@ impl Gbdt {
         params: &GbdtParams,
         cancelled: &std::sync::atomic::AtomicBool,
         on_booster: &dyn Fn(usize, usize),
-    ) -> Result<Option<(Self, Vec<HistoryPoint>)>, TrainError> {
+    ) -> Result<Option<(Self, Vec<HistoryPoint>)>, MlError> {
         let classification = matches!(targets, Targets::Classes { .. });
         // ObjectiveType is not Copy: one is made per booster.
         let objective = || {

@@ -12,7 +12,7 @@ use smartcore::linear::linear_regression::{LinearRegression, LinearRegressionPar
 use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
 use smartcore::linear::ridge_regression::{RidgeRegression, RidgeRegressionParameters};
 
-use crate::error::TrainError;
+use crate::error::MlError;
 use crate::matrix::Matrix;
 
 /// The regularisation of a least-squares fit.
@@ -38,13 +38,13 @@ pub struct LinearModel {
     pub intercepts: Vec<f64>,
 }
 
-fn dense(x: &Matrix) -> Result<DenseMatrix<f64>, TrainError> {
+fn dense(x: &Matrix) -> Result<DenseMatrix<f64>, MlError> {
     DenseMatrix::new(x.rows, x.cols, x.data.clone(), true)
-        .map_err(|e| TrainError::Failed(format!("could not build the design matrix: {e}")))
+        .map_err(|e| MlError::Failed(format!("could not build the design matrix: {e}")))
 }
 
-fn failed(e: impl std::fmt::Display) -> TrainError {
-    TrainError::Failed(format!("the linear solver failed: {e}"))
+fn failed(e: impl std::fmt::Display) -> MlError {
+    MlError::Failed(format!("the linear solver failed: {e}"))
 }
 
 /// Reads the rows of a smartcore coefficient matrix.
@@ -63,7 +63,7 @@ impl LinearModel {
         penalty: Penalty,
         alpha: f64,
         max_iter: usize,
-    ) -> Result<Self, TrainError> {
+    ) -> Result<Self, MlError> {
         let xm = dense(x)?;
         let y = y.to_vec();
         let (coefficients, intercept) = match penalty {
@@ -103,7 +103,7 @@ impl LinearModel {
             .chain([&intercept])
             .any(|v| !v.is_finite())
         {
-            return Err(TrainError::invalid(
+            return Err(MlError::invalid(
                 "the linear fit did not converge to finite coefficients; the features may be collinear — try penalty ridge",
             ));
         }
@@ -128,13 +128,13 @@ impl LinearModel {
         y: &[u32],
         n_classes: usize,
         alpha: f64,
-    ) -> Result<Self, TrainError> {
+    ) -> Result<Self, MlError> {
         let xm = dense(x)?;
         let labels: Vec<i32> = y.iter().map(|&c| c as i32).collect();
         let params = LogisticRegressionParameters::default().with_alpha(alpha);
         let m = LogisticRegression::fit(&xm, &labels, params).map_err(failed)?;
         if m.classes().len() != n_classes {
-            return Err(TrainError::invalid(format!(
+            return Err(MlError::invalid(format!(
                 "the training data holds {} of the {n_classes} classes; logistic regression needs examples of every class",
                 m.classes().len()
             )));

@@ -2,7 +2,7 @@
 
 use polars::prelude::*;
 
-use crate::error::TrainError;
+use crate::error::MlError;
 
 /// A dense matrix stored column by column: `data[col * rows + row]`.
 #[derive(Debug, Clone)]
@@ -23,19 +23,19 @@ impl Matrix {
     }
 
     /// Takes `names` from `df` in order. Every value must be a finite number.
-    pub fn from_frame(df: &DataFrame, names: &[String]) -> Result<Self, TrainError> {
+    pub fn from_frame(df: &DataFrame, names: &[String]) -> Result<Self, MlError> {
         let rows = df.height();
         let mut data = Vec::with_capacity(rows * names.len());
         for name in names {
             let c = df.column(name).map_err(|_| {
-                TrainError::invalid(format!("the data has no feature column `{name}`"))
+                MlError::invalid(format!("the data has no feature column `{name}`"))
             })?;
             let s = c.as_materialized_series().cast(&DataType::Float64)?;
             let ca = s.f64()?;
             let before = data.len();
             data.extend(ca.iter().map(|v| v.unwrap_or(f64::NAN)));
             if data[before..].iter().any(|v| !v.is_finite()) {
-                return Err(TrainError::invalid(format!(
+                return Err(MlError::invalid(format!(
                     "feature `{name}` has missing or non-finite values; preprocess the data (preprocess_supervised imputes them) before training"
                 )));
             }
@@ -53,10 +53,10 @@ pub fn class_indices(
     df: &DataFrame,
     target: &str,
     classes: &[String],
-) -> Result<Vec<u32>, TrainError> {
+) -> Result<Vec<u32>, MlError> {
     let c = df
         .column(target)
-        .map_err(|_| TrainError::invalid(format!("the data has no target column `{target}`")))?;
+        .map_err(|_| MlError::invalid(format!("the data has no target column `{target}`")))?;
     let s = c.as_materialized_series().cast(&DataType::String)?;
     let lookup: std::collections::HashMap<&str, u32> = classes
         .iter()
@@ -67,12 +67,12 @@ pub fn class_indices(
         .iter()
         .map(|v| match v {
             Some(v) => lookup.get(v).copied().ok_or_else(|| {
-                TrainError::invalid(format!(
+                MlError::invalid(format!(
                     "label `{v}` in `{target}` is not one of the model's classes ({})",
                     classes.join(", ")
                 ))
             }),
-            None => Err(TrainError::invalid(format!(
+            None => Err(MlError::invalid(format!(
                 "the target column `{target}` has missing values"
             ))),
         })
@@ -80,14 +80,14 @@ pub fn class_indices(
 }
 
 /// Numeric targets (regression).
-pub fn numeric_target(df: &DataFrame, target: &str) -> Result<Vec<f64>, TrainError> {
+pub fn numeric_target(df: &DataFrame, target: &str) -> Result<Vec<f64>, MlError> {
     let c = df
         .column(target)
-        .map_err(|_| TrainError::invalid(format!("the data has no target column `{target}`")))?;
+        .map_err(|_| MlError::invalid(format!("the data has no target column `{target}`")))?;
     let s = c.as_materialized_series().cast(&DataType::Float64)?;
     let v: Vec<f64> = s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
     if v.iter().any(|x| !x.is_finite()) {
-        return Err(TrainError::invalid(format!(
+        return Err(MlError::invalid(format!(
             "the target column `{target}` has missing or non-numeric values"
         )));
     }

@@ -6,7 +6,7 @@ use mlops_nn::mlp::Task;
 use mlops_nn::rl::Algorithm;
 
 use crate::cluster::{Dbscan, KMeans};
-use crate::error::TrainError;
+use crate::error::MlError;
 use crate::forest::Forest;
 use crate::gbdt::Gbdt;
 use crate::linear::LinearModel;
@@ -35,19 +35,19 @@ pub enum TrainedModel {
     Policy(mlops_nn::rl::Policy),
 }
 
-fn decode<T: serde::de::DeserializeOwned>(a: &ModelArtifact, blob: &str) -> Result<T, TrainError> {
+fn decode<T: serde::de::DeserializeOwned>(a: &ModelArtifact, blob: &str) -> Result<T, MlError> {
     serde_json::from_slice(a.blob(blob)?).map_err(|e| {
-        TrainError::invalid(format!(
+        MlError::invalid(format!(
             "the model's `{blob}` is not a valid {} model: {e}",
             a.manifest.algorithm
         ))
     })
 }
 
-pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, TrainError> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Bytes, MlError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
-        .map_err(|e| TrainError::Failed(format!("could not encode the model: {e}")))
+        .map_err(|e| MlError::Failed(format!("could not encode the model: {e}")))
 }
 
 impl TrainedModel {
@@ -91,7 +91,7 @@ impl TrainedModel {
         &self,
         manifest: ModelManifest,
         mut extra: Vec<(&str, &str, Bytes)>,
-    ) -> Result<ModelArtifact, TrainError> {
+    ) -> Result<ModelArtifact, MlError> {
         let with_weights = |(description, weights)| (MODEL_BLOB, description, Some(weights));
         let (name, bytes, weights) = match self {
             TrainedModel::RandomForest(f) => (FOREST_BLOB, encode(f)?, None),
@@ -112,7 +112,7 @@ impl TrainedModel {
     }
 
     /// Decodes a verified artifact.
-    pub fn from_artifact(a: &ModelArtifact) -> Result<Self, TrainError> {
+    pub fn from_artifact(a: &ModelArtifact) -> Result<Self, MlError> {
         let model = match a.manifest.algorithm.as_str() {
             "random_forest" => TrainedModel::RandomForest(decode(a, FOREST_BLOB)?),
             "xgboost" => TrainedModel::Gbdt(decode(a, MODEL_BLOB)?),
@@ -133,27 +133,27 @@ impl TrainedModel {
                 a.blob(WEIGHTS_BLOB)?,
             )?),
             "tsne" => {
-                return Err(TrainError::invalid(
+                return Err(MlError::invalid(
                     "a t-SNE result embeds its own training rows and cannot score other data; read its embedding file instead",
                 ));
             }
             other => {
-                return Err(TrainError::invalid(format!(
+                return Err(MlError::invalid(format!(
                     "this server cannot load `{other}` models"
                 )));
             }
         };
         if model.n_features() != a.manifest.feature_names.len() {
-            return Err(TrainError::invalid(
+            return Err(MlError::invalid(
                 "the model's manifest and weights disagree on the number of features",
             ));
         }
         Ok(model)
     }
 
-    fn check_width(&self, x: &Matrix) -> Result<(), TrainError> {
+    fn check_width(&self, x: &Matrix) -> Result<(), MlError> {
         if x.cols != self.n_features() {
-            return Err(TrainError::invalid(format!(
+            return Err(MlError::invalid(format!(
                 "the model expects {} features, the data has {}",
                 self.n_features(),
                 x.cols
@@ -163,7 +163,7 @@ impl TrainedModel {
     }
 
     /// Class probabilities, row-major `rows × classes` (classifiers only).
-    pub fn predict_proba(&self, x: &Matrix) -> Result<Vec<f64>, TrainError> {
+    pub fn predict_proba(&self, x: &Matrix) -> Result<Vec<f64>, MlError> {
         self.check_width(x)?;
         match self {
             TrainedModel::RandomForest(f) if f.classification => Ok(f.predict_raw(x)),
@@ -172,7 +172,7 @@ impl TrainedModel {
             TrainedModel::NeuralNetwork(m) if m.spec().task == Task::Classification => {
                 Ok(m.predict(&row_major(x), x.rows)?)
             }
-            _ => Err(TrainError::invalid(format!(
+            _ => Err(MlError::invalid(format!(
                 "this {} model is not a classifier",
                 self.algorithm()
             ))),
@@ -180,7 +180,7 @@ impl TrainedModel {
     }
 
     /// Predicted values (regressors only).
-    pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f64>, TrainError> {
+    pub fn predict_values(&self, x: &Matrix) -> Result<Vec<f64>, MlError> {
         self.check_width(x)?;
         match self {
             TrainedModel::RandomForest(f) if !f.classification => Ok(f.predict_raw(x)),
@@ -189,7 +189,7 @@ impl TrainedModel {
             TrainedModel::NeuralNetwork(m) if m.spec().task == Task::Regression => {
                 Ok(m.predict(&row_major(x), x.rows)?)
             }
-            _ => Err(TrainError::invalid(format!(
+            _ => Err(MlError::invalid(format!(
                 "this {} model is not a regressor",
                 self.algorithm()
             ))),
@@ -197,13 +197,13 @@ impl TrainedModel {
     }
 
     /// Cluster of each row, -1 for noise (clustering models only).
-    pub fn predict_clusters(&self, x: &Matrix) -> Result<Vec<i64>, TrainError> {
+    pub fn predict_clusters(&self, x: &Matrix) -> Result<Vec<i64>, MlError> {
         self.check_width(x)?;
         match self {
             TrainedModel::KMeans(m) => Ok(m.predict(x)),
             TrainedModel::Dbscan(m) => m.predict(x),
             TrainedModel::Autoencoder(m) => m.predict(x),
-            _ => Err(TrainError::invalid(format!(
+            _ => Err(MlError::invalid(format!(
                 "this {} model is not a clustering model",
                 self.algorithm()
             ))),

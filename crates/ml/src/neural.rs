@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cluster::KMeans;
-use crate::error::TrainError;
+use crate::error::MlError;
 use crate::matrix::Matrix;
 use crate::model::encode;
 
@@ -53,7 +53,7 @@ pub(crate) struct AutoencoderDescription {
 
 impl Autoencoder {
     /// The k-means cluster of each row's latent code.
-    pub fn predict(&self, x: &Matrix) -> Result<Vec<i64>, TrainError> {
+    pub fn predict(&self, x: &Matrix) -> Result<Vec<i64>, MlError> {
         let codes = self.network.encode(&row_major(x), x.rows)?;
         let latent = from_row_major(&codes, x.rows, self.network.latent_size());
         Ok(self.kmeans.predict(&latent))
@@ -61,16 +61,16 @@ impl Autoencoder {
 }
 
 /// The description (JSON) and weights of each neural model kind.
-pub fn mlp_parts(net: &Mlp) -> Result<(Bytes, Bytes), TrainError> {
+pub fn mlp_parts(net: &Mlp) -> Result<(Bytes, Bytes), MlError> {
     let (spec, weights) = net.to_parts()?;
     Ok((encode(&spec)?, Bytes::from(weights)))
 }
 
-pub fn mlp_from_parts(desc: Value, weights: &[u8]) -> Result<Mlp, TrainError> {
+pub fn mlp_from_parts(desc: Value, weights: &[u8]) -> Result<Mlp, MlError> {
     Ok(Mlp::from_parts(&desc, weights)?)
 }
 
-pub fn autoencoder_parts(a: &Autoencoder) -> Result<(Bytes, Bytes), TrainError> {
+pub fn autoencoder_parts(a: &Autoencoder) -> Result<(Bytes, Bytes), MlError> {
     let (network, weights) = a.network.to_parts()?;
     let desc = AutoencoderDescription {
         network,
@@ -83,10 +83,10 @@ pub fn autoencoder_parts(a: &Autoencoder) -> Result<(Bytes, Bytes), TrainError> 
 pub(crate) fn autoencoder_from_parts(
     d: AutoencoderDescription,
     weights: &[u8],
-) -> Result<Autoencoder, TrainError> {
+) -> Result<Autoencoder, MlError> {
     let network = Mlp::from_parts(&d.network, weights)?;
     if d.kmeans.n_features != network.latent_size() {
-        return Err(TrainError::invalid(
+        return Err(MlError::invalid(
             "the autoencoder's k-means model does not fit its latent size",
         ));
     }
@@ -97,12 +97,12 @@ pub(crate) fn autoencoder_from_parts(
     })
 }
 
-pub fn policy_parts(p: &Policy) -> Result<(Bytes, Bytes), TrainError> {
+pub fn policy_parts(p: &Policy) -> Result<(Bytes, Bytes), MlError> {
     let (desc, weights) = p.to_parts()?;
     Ok((encode(&desc)?, Bytes::from(weights)))
 }
 
-pub fn policy_from_parts(desc: Value, weights: &[u8]) -> Result<Policy, TrainError> {
+pub fn policy_from_parts(desc: Value, weights: &[u8]) -> Result<Policy, MlError> {
     Ok(Policy::from_parts(&desc, weights)?)
 }
 
@@ -110,14 +110,14 @@ pub fn policy_from_parts(desc: Value, weights: &[u8]) -> Result<Policy, TrainErr
 /// `action`, `reward`, `ns_0…`, `done`).
 pub fn transitions(
     df: &polars::prelude::DataFrame,
-) -> Result<Vec<mlops_nn::rl::Transition>, TrainError> {
+) -> Result<Vec<mlops_nn::rl::Transition>, MlError> {
     let width = df
         .get_column_names()
         .iter()
         .filter(|c| c.starts_with("s_"))
         .count();
     if width == 0 {
-        return Err(TrainError::invalid(
+        return Err(MlError::invalid(
             "the offline data is not a replay table (no `s_0` column); prepare it with preprocess_reinforcement",
         ));
     }
@@ -128,7 +128,7 @@ pub fn transitions(
     let scalars = Matrix::from_frame(df, &["action".into(), "reward".into()])?;
     let done = df
         .column("done")
-        .map_err(|_| TrainError::invalid("the replay table has no `done` column"))?
+        .map_err(|_| MlError::invalid("the replay table has no `done` column"))?
         .as_materialized_series()
         .cast(&polars::prelude::DataType::Boolean)?;
     let done = done.bool()?;
@@ -137,7 +137,7 @@ pub fn transitions(
         .map(|r| {
             let action = scalars.get(r, 0);
             if action < 0.0 || action.fract() != 0.0 {
-                return Err(TrainError::invalid(format!(
+                return Err(MlError::invalid(format!(
                     "replay row {r}: the action {action} is not a whole number from 0"
                 )));
             }

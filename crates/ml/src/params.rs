@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use crate::error::TrainError;
+use crate::error::MlError;
 use crate::forest::{ForestParams, MaxFeatures};
 use crate::gbdt::GbdtParams;
 use crate::linear::Penalty;
@@ -19,28 +19,28 @@ use crate::linear::Penalty;
 pub fn decode<P: DeserializeOwned>(
     algorithm: &str,
     raw: &Map<String, Value>,
-) -> Result<P, TrainError> {
+) -> Result<P, MlError> {
     serde_json::from_value(Value::Object(raw.clone()))
-        .map_err(|e| TrainError::invalid(format!("hyperparameters for {algorithm}: {e}")))
+        .map_err(|e| MlError::invalid(format!("hyperparameters for {algorithm}: {e}")))
 }
 
-fn int_in(name: &str, v: i64, lo: i64, hi: i64) -> Result<usize, TrainError> {
+fn int_in(name: &str, v: i64, lo: i64, hi: i64) -> Result<usize, MlError> {
     if (lo..=hi).contains(&v) {
         Ok(v as usize)
     } else {
-        Err(TrainError::invalid(format!(
+        Err(MlError::invalid(format!(
             "{name} must be between {lo} and {hi} (got {v})"
         )))
     }
 }
 
-fn float_in(name: &str, v: f64, lo: f64, hi: f64, lo_open: bool) -> Result<f64, TrainError> {
+fn float_in(name: &str, v: f64, lo: f64, hi: f64, lo_open: bool) -> Result<f64, MlError> {
     let above = if lo_open { v > lo } else { v >= lo };
     if above && v <= hi && v.is_finite() {
         return Ok(v);
     }
     let bound = if lo_open { "greater than" } else { "at least" };
-    Err(TrainError::invalid(if hi >= f64::MAX {
+    Err(MlError::invalid(if hi >= f64::MAX {
         format!("{name} must be {bound} {lo} (got {v})")
     } else {
         format!("{name} must be {bound} {lo} and at most {hi} (got {v})")
@@ -96,7 +96,7 @@ impl Default for RandomForestParams {
 }
 
 impl RandomForestParams {
-    pub fn validate(&self, seed: u64, classification: bool) -> Result<ForestParams, TrainError> {
+    pub fn validate(&self, seed: u64, classification: bool) -> Result<ForestParams, MlError> {
         let default = if classification {
             MaxFeaturesInput::Named(NamedMaxFeatures::Sqrt)
         } else {
@@ -183,7 +183,7 @@ impl Default for XgboostParams {
 }
 
 impl XgboostParams {
-    pub fn validate(&self, seed: u64) -> Result<GbdtParams, TrainError> {
+    pub fn validate(&self, seed: u64) -> Result<GbdtParams, MlError> {
         let non_negative = |name: &str, v: f64| float_in(name, v, 0.0, f64::MAX, false);
         Ok(GbdtParams {
             n_estimators: int_in("n_estimators", self.n_estimators, 1, 10_000)?,
@@ -232,7 +232,7 @@ impl Default for LogisticParams {
 }
 
 impl LogisticParams {
-    pub fn validate(&self) -> Result<f64, TrainError> {
+    pub fn validate(&self) -> Result<f64, MlError> {
         float_in("alpha", self.alpha, 0.0, 1e6, false)
     }
 }
@@ -269,7 +269,7 @@ impl Default for LinearParams {
 }
 
 impl LinearParams {
-    pub fn validate(&self) -> Result<(Penalty, f64, usize), TrainError> {
+    pub fn validate(&self) -> Result<(Penalty, f64, usize), MlError> {
         let penalty = match self.penalty {
             PenaltyInput::None => Penalty::None,
             PenaltyInput::Ridge => Penalty::Ridge,
@@ -319,12 +319,12 @@ impl Default for KMeansParams {
 
 impl KMeansParams {
     /// The k values to try, runs per k, the iteration cap and the tolerance.
-    pub fn validate(&self, rows: usize) -> Result<KMeansSettings, TrainError> {
+    pub fn validate(&self, rows: usize) -> Result<KMeansSettings, MlError> {
         let rows_i = rows as i64;
         let ks = match (self.n_clusters, self.k_min, self.k_max) {
             (Some(k), None, None) => {
                 if k < 1 || k > rows_i {
-                    return Err(TrainError::invalid(format!(
+                    return Err(MlError::invalid(format!(
                         "n_clusters must be between 1 and the number of rows ({rows}); got {k}"
                     )));
                 }
@@ -332,7 +332,7 @@ impl KMeansParams {
             }
             (None, Some(lo), Some(hi)) => {
                 if lo < 2 || hi < lo || hi > rows_i.min(50) {
-                    return Err(TrainError::invalid(format!(
+                    return Err(MlError::invalid(format!(
                         "k_min..k_max must satisfy 2 <= k_min <= k_max <= min(50, rows = {rows}); got {lo}..{hi}"
                     )));
                 }
@@ -340,14 +340,14 @@ impl KMeansParams {
             }
             (None, None, None) => {
                 if rows < 8 {
-                    return Err(TrainError::invalid(format!(
+                    return Err(MlError::invalid(format!(
                         "{rows} rows are too few for k-means; give n_clusters"
                     )));
                 }
                 vec![8]
             }
             _ => {
-                return Err(TrainError::invalid(
+                return Err(MlError::invalid(
                     "give either n_clusters, or both k_min and k_max",
                 ));
             }
@@ -391,7 +391,7 @@ impl Default for DbscanParams {
 }
 
 impl DbscanParams {
-    pub fn validate(&self) -> Result<(f64, usize), TrainError> {
+    pub fn validate(&self) -> Result<(f64, usize), MlError> {
         Ok((
             float_in("eps", self.eps, 0.0, f64::MAX, true)?,
             int_in("min_samples", self.min_samples, 1, 100_000)?,
@@ -439,8 +439,8 @@ impl Default for TsneParams {
 }
 
 impl TsneParams {
-    pub fn validate(&self, seed: u64) -> Result<crate::reduce::TsneParams, TrainError> {
-        Ok(crate::reduce::TsneParams {
+    pub fn validate(&self, seed: u64) -> Result<crate::reduce::TsneSettings, MlError> {
+        Ok(crate::reduce::TsneSettings {
             n_components: int_in("n_components", self.n_components, 2, 3)?,
             perplexity: float_in("perplexity", self.perplexity, 0.0, 1e4, true)?,
             epochs: int_in("max_iter", self.max_iter, 250, 10_000)?,
@@ -497,7 +497,7 @@ impl Default for NeuralNetworkParams {
     }
 }
 
-fn layer_sizes(name: &str, sizes: &[i64]) -> Result<Vec<usize>, TrainError> {
+fn layer_sizes(name: &str, sizes: &[i64]) -> Result<Vec<usize>, MlError> {
     sizes
         .iter()
         .enumerate()
@@ -505,7 +505,7 @@ fn layer_sizes(name: &str, sizes: &[i64]) -> Result<Vec<usize>, TrainError> {
             if (1..=4096).contains(&n) {
                 Ok(n as usize)
             } else {
-                Err(TrainError::invalid(format!(
+                Err(MlError::invalid(format!(
                     "{name}: layer {} has {n} units; each layer needs 1 to 4096",
                     i + 1
                 )))
@@ -515,7 +515,7 @@ fn layer_sizes(name: &str, sizes: &[i64]) -> Result<Vec<usize>, TrainError> {
 }
 
 impl NeuralNetworkParams {
-    pub fn validate(&self, seed: u64) -> Result<mlops_nn::mlp::MlpParams, TrainError> {
+    pub fn validate(&self, seed: u64) -> Result<mlops_nn::mlp::MlpParams, MlError> {
         let params = mlops_nn::mlp::MlpParams {
             hidden_layers: layer_sizes("hidden_layer_sizes", &self.hidden_layer_sizes)?,
             activation: self.activation,
@@ -592,11 +592,11 @@ pub struct AutoencoderSettings {
 }
 
 impl AutoencoderParams {
-    pub fn validate(&self, seed: u64) -> Result<AutoencoderSettings, TrainError> {
+    pub fn validate(&self, seed: u64) -> Result<AutoencoderSettings, MlError> {
         let encoder = layer_sizes("hidden_layer_sizes", &self.hidden_layer_sizes)?;
         let latent = int_in("latent_dim", self.latent_dim, 1, 4096)?;
         let network = mlops_nn::mlp::MlpParams {
-            hidden_layers: mlops_nn::autoencoder::layers(&encoder, latent),
+            hidden_layers: mlops_nn::autoencoder_layers(&encoder, latent),
             activation: self.activation,
             dropout: 0.0,
             optimizer: mlops_nn::mlp::Solver::Adam,
@@ -624,26 +624,26 @@ impl AutoencoderParams {
 }
 
 /// The settings of a reinforcement-learning job: the algorithm's tuned defaults for the
-/// environment (see [`RlConfig::defaults`]) with `raw` laid over them. The algorithm,
+/// environment (see [`mlops_nn::rl::RlConfig::defaults`]) with `raw` laid over them. The algorithm,
 /// environment and seed are the tool's own arguments, not hyperparameters.
 pub fn rl_config(
-    algorithm: crate::capability::ReinforcementAlgorithm,
+    algorithm: crate::algorithms::ReinforcementAlgorithm,
     environment: &str,
     raw: &Map<String, Value>,
     seed: u64,
-) -> Result<mlops_nn::rl::RlConfig, TrainError> {
+) -> Result<mlops_nn::rl::RlConfig, MlError> {
     let algorithm = algorithm.nn();
     let name = algorithm.name().to_lowercase();
     let mut config = mlops_nn::rl::RlConfig::defaults(algorithm, environment);
     config.seed = seed;
     let mut merged = serde_json::to_value(&config)
-        .map_err(|e| TrainError::Failed(format!("could not describe the settings: {e}")))?;
+        .map_err(|e| MlError::Failed(format!("could not describe the settings: {e}")))?;
     let fields = merged
         .as_object_mut()
-        .ok_or_else(|| TrainError::Failed("the settings are not an object".into()))?;
+        .ok_or_else(|| MlError::Failed("the settings are not an object".into()))?;
     for (key, value) in raw {
         if ["algorithm", "environment", "seed"].contains(&key.as_str()) {
-            return Err(TrainError::invalid(format!(
+            return Err(MlError::invalid(format!(
                 "`{key}` is an argument of train_reinforcement itself, not a hyperparameter"
             )));
         }
@@ -654,7 +654,7 @@ pub fn rl_config(
                 .collect();
             known.sort();
             let known: Vec<&str> = known.iter().map(|k| k.as_str()).collect();
-            return Err(TrainError::invalid(format!(
+            return Err(MlError::invalid(format!(
                 "hyperparameters for {name}: unknown setting `{key}`; known: {}",
                 known.join(", ")
             )));
@@ -662,7 +662,7 @@ pub fn rl_config(
         fields.insert(key.clone(), value.clone());
     }
     let config: mlops_nn::rl::RlConfig = serde_json::from_value(merged)
-        .map_err(|e| TrainError::invalid(format!("hyperparameters for {name}: {e}")))?;
+        .map_err(|e| MlError::invalid(format!("hyperparameters for {name}: {e}")))?;
     config.validate()?;
     Ok(config)
 }

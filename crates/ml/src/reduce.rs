@@ -11,7 +11,7 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linalg::traits::evd::EVDDecomposable;
 
 use crate::cluster::rows_of;
-use crate::error::TrainError;
+use crate::error::MlError;
 use crate::matrix::Matrix;
 
 /// A fitted PCA: `transform(x) = (x - mean) · componentsᵀ`.
@@ -31,15 +31,15 @@ impl Pca {
     /// smartcore's symmetric eigendecomposition of that small matrix (scikit-learn's
     /// `covariance_eigh` route). smartcore's own PCA takes an SVD of the whole data matrix,
     /// single-threaded: 70× slower on a million rows.
-    pub fn fit(x: &Matrix, n_components: usize) -> Result<Self, TrainError> {
+    pub fn fit(x: &Matrix, n_components: usize) -> Result<Self, MlError> {
         if n_components == 0 || n_components > x.cols {
-            return Err(TrainError::invalid(format!(
+            return Err(MlError::invalid(format!(
                 "n_components must be between 1 and the number of features ({}); got {n_components}",
                 x.cols
             )));
         }
         if x.rows < 2 {
-            return Err(TrainError::invalid("PCA needs at least two rows"));
+            return Err(MlError::invalid("PCA needs at least two rows"));
         }
         let d = x.cols;
         let mean: Vec<f64> = (0..d)
@@ -66,10 +66,10 @@ impl Pca {
         }
         let total: f64 = (0..d).map(|i| cov[i * d + i]).sum();
         let matrix = DenseMatrix::new(d, d, cov, false)
-            .map_err(|e| TrainError::Failed(format!("PCA failed: {e}")))?;
+            .map_err(|e| MlError::Failed(format!("PCA failed: {e}")))?;
         let evd = matrix
             .evd(true)
-            .map_err(|e| TrainError::Failed(format!("PCA failed: {e}")))?;
+            .map_err(|e| MlError::Failed(format!("PCA failed: {e}")))?;
         let mut order: Vec<usize> = (0..d).collect();
         order.sort_by(|a, b| evd.d[*b].total_cmp(&evd.d[*a]));
         let top = &order[..n_components];
@@ -110,7 +110,7 @@ impl Pca {
 
 /// t-SNE settings.
 #[derive(Debug, Clone, Copy)]
-pub struct TsneParams {
+pub struct TsneSettings {
     pub n_components: usize,
     pub perplexity: f64,
     pub epochs: usize,
@@ -118,15 +118,41 @@ pub struct TsneParams {
     pub seed: u64,
 }
 
+/// bhtsne's Barnes–Hut t-SNE of `vectors` in `D` dimensions, from `init`.
+fn embed<const D: usize>(
+    vectors: &[&[f64]],
+    init: Vec<f64>,
+    p: &TsneSettings,
+    on_epoch: &mut dyn FnMut(usize),
+) -> Vec<f64>
+where
+    bhtsne::Dim<D>: bhtsne::Morton<D>,
+{
+    let distance = |a: &&[f64], b: &&[f64]| {
+        a.iter()
+            .zip(b.iter())
+            .map(|(u, v)| (u - v) * (u - v))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let mut t: bhtsne::tSNE<f64, &[f64], D> = bhtsne::tSNE::new(vectors);
+    t.perplexity(p.perplexity)
+        .epochs(p.epochs)
+        .initial_embedding(init)
+        .epoch_callback(|e, _| on_epoch(e))
+        .barnes_hut(p.theta, distance);
+    t.embedding()
+}
+
 /// Embeds the rows of `x` in 2 or 3 dimensions; row-major `rows × n_components`.
 /// `on_epoch(epoch)` is called as the optimisation runs.
 pub fn tsne(
     x: &Matrix,
-    p: &TsneParams,
+    p: &TsneSettings,
     on_epoch: &mut dyn FnMut(usize),
-) -> Result<Vec<f64>, TrainError> {
+) -> Result<Vec<f64>, MlError> {
     if !(2..=3).contains(&p.n_components) {
-        return Err(TrainError::invalid(format!(
+        return Err(MlError::invalid(format!(
             "t-SNE embeds in 2 or 3 dimensions; got n_components {}",
             p.n_components
         )));
@@ -136,7 +162,7 @@ pub fn tsne(
         || x.rows < 2
         || ((x.rows - 1) as f64) < 3.0 * p.perplexity
     {
-        return Err(TrainError::invalid(format!(
+        return Err(MlError::invalid(format!(
             "perplexity must be positive and at most (rows - 1) / 3 = {:.1} for {} rows; got {}",
             (x.rows.saturating_sub(1)) as f64 / 3.0,
             x.rows,
@@ -144,7 +170,7 @@ pub fn tsne(
         )));
     }
     if p.theta.is_nan() || p.theta <= 0.0 {
-        return Err(TrainError::invalid("theta must be greater than 0"));
+        return Err(MlError::invalid("theta must be greater than 0"));
     }
     let rows = rows_of(x);
     let vectors: Vec<&[f64]> = rows.chunks(x.cols.max(1)).collect();
@@ -153,29 +179,11 @@ pub fn tsne(
     let init: Vec<f64> = (0..x.rows * p.n_components)
         .map(|_| standard_normal(&mut rng) * 1e-4)
         .collect();
-    let distance = |a: &&[f64], b: &&[f64]| {
-        a.iter()
-            .zip(b.iter())
-            .map(|(u, v)| (u - v) * (u - v))
-            .sum::<f64>()
-            .sqrt()
-    };
+    // bhtsne fixes the embedding's width at compile time.
     let embedding = if p.n_components == 2 {
-        let mut t: bhtsne::tSNE<f64, &[f64], 2> = bhtsne::tSNE::new(&vectors);
-        t.perplexity(p.perplexity)
-            .epochs(p.epochs)
-            .initial_embedding(init)
-            .epoch_callback(|e, _| on_epoch(e))
-            .barnes_hut(p.theta, distance);
-        t.embedding()
+        embed::<2>(&vectors, init, p, on_epoch)
     } else {
-        let mut t: bhtsne::tSNE<f64, &[f64], 3> = bhtsne::tSNE::new(&vectors);
-        t.perplexity(p.perplexity)
-            .epochs(p.epochs)
-            .initial_embedding(init)
-            .epoch_callback(|e, _| on_epoch(e))
-            .barnes_hut(p.theta, distance);
-        t.embedding()
+        embed::<3>(&vectors, init, p, on_epoch)
     };
     Ok(embedding)
 }

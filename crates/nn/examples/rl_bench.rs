@@ -10,8 +10,8 @@
 
 use std::time::Instant;
 
-use mlops_nn::hooks::silent;
 use mlops_nn::rl::{Algorithm, RlConfig, evaluate, solved_return, train};
+use mlops_nn::silent;
 use mlops_nn::{Hooks, NnError};
 
 /// Seed of the first of the 100 final evaluation episodes, apart from training's seeds.

@@ -11,12 +11,13 @@
 //! Weights are stored as safetensors (plain tensors, nothing executable) next to a JSON
 //! description of the architecture.
 
-pub mod autoencoder;
-pub mod error;
-pub mod hooks;
+mod autoencoder;
+mod error;
+mod hooks;
 pub mod mlp;
 pub mod rl;
 mod weights;
 
+pub use autoencoder::layers as autoencoder_layers;
 pub use error::NnError;
-pub use hooks::Hooks;
+pub use hooks::{Hooks, Silent, silent};

@@ -2,9 +2,8 @@
 
 use std::f64::consts::PI;
 
-use mlops_nn::autoencoder;
-use mlops_nn::hooks::silent;
 use mlops_nn::mlp::{Activation, Data, Mlp, MlpParams, Solver, Targets, argmax, r2};
+use mlops_nn::silent;
 use mlops_nn::{Hooks, NnError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -186,7 +185,7 @@ fn autoencoder_errors_single_out_injected_anomalies() {
         test.extend(row(&mut rng, anomalous));
         truth.push(anomalous);
     }
-    let mut p = params(&autoencoder::layers(&[16], 2));
+    let mut p = params(&mlops_nn::autoencoder_layers(&[16], 2));
     p.activation = Activation::Tanh;
     let fit = Mlp::fit(
         &Data {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mlops_core::{ArtifactStore, ModelArtifact, StoreError, ToolContext};
+use mlops_ml::TrainedModel;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,6 @@ pub use sagemaker::{SageMakerBackend, SageMakerSettings};
 
 use crate::error::TrainError;
 use crate::jobs::{Job, JobSnapshot, JobStatus};
-use crate::model::TrainedModel;
 use crate::runner::{JobOptions, JobResult};
 use crate::spec::{RESULT_FILE, SPEC_FILE, TrainingSpec};
 
@@ -230,7 +230,7 @@ impl RemoteTraining {
         // A result left by an earlier job of this name must not be taken for this one's.
         store.delete(&result_ref).await?;
         let body = serde_json::to_vec_pretty(&spec)
-            .map_err(|e| TrainError::Failed(format!("could not encode the training spec: {e}")))?;
+            .map_err(|e| TrainError::failed(format!("could not encode the training spec: {e}")))?;
         store.put(&spec_ref, body.into()).await?;
         let backend = self.backend.name();
         let id = self.backend.submit(spec_ref.uri(), &spec).await?;

@@ -6,6 +6,10 @@ use mlops_core::{
     Annotations, ArtifactStore, Capability, ModelArtifact, ModelManifest, ToolContext, ToolDef,
     ToolError, ToolResponse,
 };
+use mlops_ml::{
+    ClassifierAlgorithm, ClusteringAlgorithm, ReductionAlgorithm, RegressorAlgorithm,
+    ReinforcementAlgorithm, TrainedModel, saved_history,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -13,8 +17,7 @@ use serde_json::{Map, Value};
 use crate::backend::Backend;
 use crate::error::TrainError;
 use crate::jobs::{JobManager, JobSnapshot, JobStatus};
-use crate::model::TrainedModel;
-use crate::runner::{JobOptions, check_job_name, saved_history, start_job};
+use crate::runner::{JobOptions, check_job_name, start_job};
 use crate::spec::{SPEC_VERSION, Task, TrainingSpec, execute};
 
 /// Capability 2: ML Training.
@@ -211,34 +214,6 @@ impl Capability for TrainingCapability {
     }
 }
 
-/// The regression algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RegressorAlgorithm {
-    /// Least squares; `penalty: ridge|lasso` for regularisation.
-    Linear,
-    /// Gradient-boosted trees (XGBoost's algorithm).
-    Xgboost,
-    /// A bagged ensemble of regression trees.
-    RandomForest,
-    /// A multi-layer perceptron.
-    NeuralNetwork,
-}
-
-/// The classification algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ClassifierAlgorithm {
-    /// A bagged ensemble of decision trees.
-    RandomForest,
-    /// Gradient-boosted trees (XGBoost's algorithm); one-vs-rest beyond two classes.
-    Xgboost,
-    /// A linear baseline with class probabilities.
-    LogisticRegression,
-    /// A multi-layer perceptron.
-    NeuralNetwork,
-}
-
 fn default_true() -> bool {
     true
 }
@@ -292,38 +267,6 @@ pub struct TrainInput<A> {
 
 pub type TrainClassifierInput = TrainInput<ClassifierAlgorithm>;
 pub type TrainRegressorInput = TrainInput<RegressorAlgorithm>;
-
-/// The clustering algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ClusteringAlgorithm {
-    Kmeans,
-    Dbscan,
-    /// k-means on an autoencoder's latent codes; also scores anomalies.
-    Autoencoder,
-}
-
-/// The reinforcement-learning algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReinforcementAlgorithm {
-    /// Proximal Policy Optimization (clipped, GAE, vectorised environments).
-    Ppo,
-    /// Deep Q-Network (replay buffer, target network); can pre-train on offline transitions.
-    Dqn,
-    /// Asynchronous advantage actor-critic: parallel actor-learners sharing parameters.
-    A3c,
-}
-
-impl ReinforcementAlgorithm {
-    pub fn nn(self) -> mlops_nn::rl::Algorithm {
-        match self {
-            ReinforcementAlgorithm::Ppo => mlops_nn::rl::Algorithm::Ppo,
-            ReinforcementAlgorithm::Dqn => mlops_nn::rl::Algorithm::Dqn,
-            ReinforcementAlgorithm::A3c => mlops_nn::rl::Algorithm::A3c,
-        }
-    }
-}
 
 fn default_environment() -> String {
     "CartPole-v1".into()
@@ -386,14 +329,6 @@ impl ReinforcementInput {
             max_runtime_seconds: self.max_runtime_seconds,
         }
     }
-}
-
-/// The dimension-reduction algorithms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReductionAlgorithm {
-    Pca,
-    Tsne,
 }
 
 /// Input of the unsupervised training tools.
@@ -572,7 +507,7 @@ async fn training_metrics(
     let recorded = jobs
         .recorded(name)
         .await
-        .map_err(|e| TrainError::Failed(format!("could not read the job record: {e}")))?;
+        .map_err(|e| TrainError::failed(format!("could not read the job record: {e}")))?;
     if let Some(snapshot) = recorded {
         return Ok(JobReport(snapshot.bounded()));
     }
@@ -601,7 +536,7 @@ async fn training_metrics(
             metrics: manifest.metrics,
             metrics_history: history,
             metrics_history_total: 0,
-            model_uri: Some(mlops_core::artifact::folder_of(&uri).to_string()),
+            model_uri: Some(mlops_core::folder_of(&uri).to_string()),
             error: None,
         }
         .bounded(),

@@ -1,58 +1,61 @@
-//! Training errors.
+//! Training errors: the model library's (bad settings or data, a failed fit, a store error) and
+//! what only a job can meet (cancellation, its wall-clock limit, a remote backend).
 
 use mlops_core::{StoreError, ToolError};
 use mlops_data::DataError;
+use mlops_ml::MlError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
-    Data(#[from] DataError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Invalid(String),
+    Ml(#[from] MlError),
     #[error("training job `{0}` was cancelled")]
     Cancelled(String),
     #[error("training job `{name}` ran past its limit of {seconds} s and was stopped")]
     TimedOut { name: String, seconds: u64 },
-    #[error("training failed: {0}")]
-    Failed(String),
     /// A remote backend (Ray, SageMaker) refused or lost the job, or its worker reported a failure.
     #[error("{0}")]
     Remote(String),
 }
 
 impl TrainError {
+    /// Settings or data a person can correct.
     pub fn invalid(msg: impl Into<String>) -> Self {
-        TrainError::Invalid(msg.into())
+        TrainError::Ml(MlError::Invalid(msg.into()))
+    }
+
+    /// The job broke for a reason of its own (a stopped thread, an unencodable result).
+    pub fn failed(msg: impl Into<String>) -> Self {
+        TrainError::Ml(MlError::Failed(msg.into()))
+    }
+}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        TrainError::Ml(e.into())
+    }
+}
+
+impl From<StoreError> for TrainError {
+    fn from(e: StoreError) -> Self {
+        TrainError::Ml(e.into())
     }
 }
 
 impl From<polars::error::PolarsError> for TrainError {
     fn from(e: polars::error::PolarsError) -> Self {
-        TrainError::Data(DataError::from(e))
+        TrainError::Ml(e.into())
     }
 }
 
 impl From<TrainError> for ToolError {
     fn from(e: TrainError) -> Self {
         match e {
-            TrainError::Data(d) => d.into(),
-            TrainError::Store(s) => s.into(),
-            TrainError::Invalid(m) => ToolError::Validation(m),
+            TrainError::Ml(e) => e.into(),
             e @ TrainError::Cancelled(_) => ToolError::Cancelled(e.to_string()),
-            e @ (TrainError::TimedOut { .. } | TrainError::Failed(_) | TrainError::Remote(_)) => {
+            e @ (TrainError::TimedOut { .. } | TrainError::Remote(_)) => {
                 ToolError::Execution(e.to_string())
             }
-        }
-    }
-}
-
-impl From<mlops_nn::NnError> for TrainError {
-    fn from(e: mlops_nn::NnError) -> Self {
-        match e {
-            mlops_nn::NnError::Invalid(m) => TrainError::Invalid(m),
-            e => TrainError::Failed(e.to_string()),
         }
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use mlops_ml::MetricPoint;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -22,19 +23,11 @@ pub enum JobStatus {
     Cancelled,
 }
 
-/// One point of a metric's history (e.g. out-of-bag accuracy after 20 trees).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct MetricPoint {
-    pub step: usize,
-    pub metric: String,
-    pub value: f64,
-}
-
 /// Most history points per metric a report carries (a 5000-tree forest records 5000).
 pub const HISTORY_POINTS: usize = 100;
 
 impl JobSnapshot {
-    /// Thins the history to at most [`HISTORY_POINTS`] per metric, keeping each metric's first
+    /// Thins the history to at most `HISTORY_POINTS` (100) per metric, keeping each metric's first
     /// and last points, and records the full count.
     pub fn bounded(mut self) -> Self {
         let total = self.metrics_history.len().max(self.metrics_history_total);
@@ -81,7 +74,7 @@ pub struct JobSnapshot {
     pub finished_at: Option<String>,
     pub duration_ms: Option<u64>,
     pub metrics: serde_json::Value,
-    /// At most [`HISTORY_POINTS`] points per metric, evenly spaced and always with the last one;
+    /// At most `HISTORY_POINTS` (100) points per metric, evenly spaced and always with the last one;
     /// `metrics_history_total` says how many were recorded.
     pub metrics_history: Vec<MetricPoint>,
     #[serde(default)]

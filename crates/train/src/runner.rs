@@ -7,44 +7,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mlops_core::{ArtifactStore, ModelArtifact, ModelManifest, ProgressFn, ToolContext};
+use mlops_core::{ArtifactStore, ModelArtifact, ModelManifest, ToolContext};
 use serde_json::Value;
 
+use mlops_ml::{FitControl, HISTORY_BLOB, MetricPoint, TrainedModel};
+
 use crate::error::TrainError;
-use crate::jobs::{Job, JobManager, JobSnapshot, JobStatus, MetricPoint};
-use crate::model::TrainedModel;
+use crate::jobs::{Job, JobManager, JobSnapshot, JobStatus};
 
-/// Longest training job name (it names a folder and, on SageMaker, a job).
-const MAX_JOB_NAME: usize = 63;
-/// The artifact blob that keeps a job's metrics history after the server restarts.
-pub const HISTORY_BLOB: &str = "metrics_history.json";
-
-/// The metrics history saved with a model (empty when it has none).
-pub fn saved_history(artifact: &ModelArtifact) -> Vec<MetricPoint> {
-    artifact
-        .blobs
-        .get(HISTORY_BLOB)
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .unwrap_or_default()
-}
 /// How long a stopped job waits for a fit that cannot be interrupted before giving up on it.
 const ABANDON_AFTER: Duration = Duration::from_millis(500);
 
 /// Checks a client-chosen job name.
 pub fn check_job_name(name: &str) -> Result<(), TrainError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_JOB_NAME
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(TrainError::invalid(format!(
-            "training_job_name `{name}` must be 1 to {MAX_JOB_NAME} letters, digits, `-`, `_` or `.`, not starting with `.`"
-        )))
-    }
+    mlops_core::check_folder_name("training_job_name", name).map_err(TrainError::invalid)
 }
 
 fn generated_job_name() -> String {
@@ -91,7 +67,7 @@ where
     if opts.overwrite {
         stop_running(jobs, &name).await;
     }
-    let job = jobs.start(&name, algorithm).map_err(TrainError::Invalid)?;
+    let job = jobs.start(&name, algorithm).map_err(TrainError::invalid)?;
     jobs.record(&job.snapshot()).await;
     let span = tracing::info_span!("training_job", training_job_name = %name, algorithm);
     let work = body(job.clone(), name);
@@ -136,7 +112,7 @@ where
     if opts.wait {
         handle
             .await
-            .map_err(|e| TrainError::Failed(format!("the training task stopped: {e}")))??;
+            .map_err(|e| TrainError::failed(format!("the training task stopped: {e}")))??;
     }
     Ok(job.snapshot())
 }
@@ -155,62 +131,15 @@ async fn stop_running(jobs: &JobManager, name: &str) {
     }
 }
 
-/// What a blocking fit sees of its job: a stop flag and progress reporting.
-pub struct FitControl {
-    pub cancelled: Arc<AtomicBool>,
-    job: Arc<Job>,
-    progress: Option<ProgressFn>,
-}
-
-impl FitControl {
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-    }
-
-    /// Records progress on the job and sends it to the caller when it asked for progress.
-    pub fn progress(&self, done: usize, total: usize, message: String) {
-        self.job
-            .set_progress(done as f64 / total.max(1) as f64, Some(message.clone()));
-        if let Some(p) = &self.progress {
-            p(done as f64, Some(total as f64), Some(message));
-        }
-    }
-
-    pub fn metric(&self, step: usize, metric: &str, value: f64) {
-        self.job.push_metric(step, metric, value);
-    }
-
-    /// Runs a neural-network or reinforcement-learning fit with this job's progress, metrics and
-    /// cancellation; a cancelled fit gives `Ok(None)`, as every other fit does.
-    pub fn run_nn<T>(
-        &self,
-        fit: impl FnOnce(&mlops_nn::Hooks) -> Result<T, mlops_nn::NnError>,
-    ) -> Result<Option<T>, TrainError> {
-        let progress =
-            |done: usize, total: usize, message: String| self.progress(done, total, message);
-        let metric = |step: usize, name: &str, value: f64| self.metric(step, name, value);
-        let hooks = mlops_nn::Hooks {
-            cancelled: &self.cancelled,
-            progress: &progress,
-            metric: &metric,
-        };
-        match fit(&hooks) {
-            Ok(t) => Ok(Some(t)),
-            Err(mlops_nn::NnError::Cancelled) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
 /// Runs a blocking fit off the async threads. It is stopped by the job's cancel token, by the
 /// caller's (when the caller waits), or by the wall-clock limit: the fit sees the flag and should
 /// return `Ok(None)`; one that cannot be interrupted is abandoned after a short grace so the job
 /// still ends at once (its thread finishes in the background and its result is dropped).
-pub async fn run_blocking<T: Send + 'static>(
+pub async fn run_blocking<T: Send + 'static, E: Into<TrainError> + Send + 'static>(
     job: &Arc<Job>,
     ctx: &ToolContext,
     opts: &JobOptions,
-    fit: impl FnOnce(&FitControl) -> Result<Option<T>, TrainError> + Send + 'static,
+    fit: impl FnOnce(&FitControl) -> Result<Option<T>, E> + Send + 'static,
 ) -> Result<T, TrainError> {
     let name = job.snapshot().training_job_name;
     let cancelled = Arc::new(AtomicBool::new(false));
@@ -247,10 +176,18 @@ pub async fn run_blocking<T: Send + 'static>(
             stop.cancel();
         });
     }
-    let control = FitControl {
-        cancelled: cancelled.clone(),
-        job: job.clone(),
-        progress: ctx.progress_fn(),
+    let control = {
+        let (job, metrics_job, progress) = (job.clone(), job.clone(), ctx.progress_fn());
+        FitControl::new(
+            cancelled.clone(),
+            move |done, total, message: String| {
+                job.set_progress(done as f64 / total.max(1) as f64, Some(message.clone()));
+                if let Some(p) = &progress {
+                    p(done as f64, Some(total as f64), Some(message));
+                }
+            },
+            move |step, metric, value| metrics_job.push_metric(step, metric, value),
+        )
     };
     let mut handle = tokio::task::spawn_blocking(move || fit(&control));
     let outcome = tokio::select! {
@@ -272,8 +209,8 @@ pub async fn run_blocking<T: Send + 'static>(
         None => Err(stopped()),
         Some(joined) => {
             let result = joined
-                .map_err(|e| TrainError::Failed(format!("the training thread stopped: {e}")))?;
-            match result? {
+                .map_err(|e| TrainError::failed(format!("the training thread stopped: {e}")))?;
+            match result.map_err(Into::into)? {
                 Some(v) if !cancelled.load(Ordering::Relaxed) => Ok(v),
                 _ => Err(stopped()),
             }
@@ -290,13 +227,13 @@ pub async fn save_model(
 ) -> Result<String, TrainError> {
     let history: Vec<MetricPoint> = job.full_history();
     let history = serde_json::to_vec(&history)
-        .map_err(|e| TrainError::Failed(format!("could not encode the metrics history: {e}")))?;
+        .map_err(|e| TrainError::failed(format!("could not encode the metrics history: {e}")))?;
     let mut artifact = model.to_artifact(
         manifest,
         vec![(HISTORY_BLOB, "application/json", Bytes::from(history))],
     )?;
     let saved = artifact.save(store).await?;
-    Ok(mlops_core::artifact::folder_of(saved.uri()).to_string())
+    Ok(mlops_core::folder_of(saved.uri()).to_string())
 }
 
 /// A manifest with the fields every job fills the same way.

@@ -6,28 +6,24 @@
 use std::sync::Arc;
 
 use mlops_core::{ArtifactStore, ModelManifest, ToolContext};
-use mlops_data::pipeline::TaskType;
+use mlops_data::TaskType;
 use polars::prelude::Column;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::capability::{
-    ClassifierAlgorithm, ClusteringAlgorithm, ReductionAlgorithm, RegressorAlgorithm,
-    ReinforcementAlgorithm,
+use mlops_ml::{
+    AutoencoderParams, AutoencoderSettings, ClassifierAlgorithm, Clustering, ClusteringAlgorithm,
+    DbscanParams, KMeansParams, Labels, LinearParams, LogisticParams, Matrix, NeuralNetworkParams,
+    PcaParams, RandomForestParams, Reduction, ReductionAlgorithm, RegressorAlgorithm,
+    ReinforcementAlgorithm, Supervised, TrainedModel, TsneParams, TsneSettings, XgboostParams,
+    decode, rl_config, score,
 };
+
 use crate::error::TrainError;
 use crate::jobs::Job;
-use crate::matrix::Matrix;
-use crate::model::TrainedModel;
-use crate::params::rl_config;
-use crate::params::{
-    AutoencoderParams, AutoencoderSettings, DbscanParams, KMeansParams, LinearParams,
-    LogisticParams, NeuralNetworkParams, PcaParams, RandomForestParams, TsneParams, XgboostParams,
-    decode,
-};
+use crate::prepare::{Prepared, prepare, prepare_supervised};
+use crate::results::{embedding_columns, write_rows};
 use crate::runner::{JobOptions, JobResult, manifest, run_blocking, save_model};
-use crate::supervised::{Labels, Supervised, prepare, prepare_supervised, score};
-use crate::unsupervised::{Clustering, Reduction, embedding_columns, write_rows};
 use mlops_nn::rl::RlConfig;
 
 /// The spec format this build writes and reads (a worker image may be another build).
@@ -119,7 +115,7 @@ pub enum ClusteringPlan {
 /// PCA's component count is checked against the feature count once the data is read.
 pub enum ReductionPlan {
     Pca(i64),
-    Tsne(crate::reduce::TsneParams),
+    Tsne(TsneSettings),
 }
 
 impl TrainingSpec {
@@ -228,7 +224,7 @@ fn record_lineage(
     data_uri: String,
 ) -> Result<(), TrainError> {
     m.pipeline =
-        Some(serde_json::to_value(pipeline).map_err(|e| TrainError::Failed(e.to_string()))?);
+        Some(serde_json::to_value(pipeline).map_err(|e| TrainError::failed(e.to_string()))?);
     m.training_data_uri = Some(data_uri);
     Ok(())
 }
@@ -273,7 +269,7 @@ async fn supervised(
     y.check_trainable(&target.name)?;
     let validation = match &spec.validation_data_uri {
         Some(uri) => {
-            let df = mlops_data::prepared::load_model_input(store, uri, &pipeline).await?;
+            let df = mlops_data::load_model_input(store, uri, &pipeline).await?;
             Some((
                 Matrix::from_frame(&df, &pipeline.feature_names)?,
                 Labels::of(&df, &target)?,
@@ -286,7 +282,7 @@ async fn supervised(
     let (model, mut metrics) = run_blocking(job, ctx, opts, move |control| {
         let started = std::time::Instant::now();
         let Some((model, mut extra)) = algorithm.fit(&x, &y, validation.as_ref(), control)? else {
-            return Ok(None);
+            return Ok::<_, TrainError>(None);
         };
         extra["fit_seconds"] = json!(started.elapsed().as_secs_f64());
         let metric = if task == TaskType::Classification {
@@ -319,15 +315,12 @@ async fn supervised(
     Ok((metrics, uri))
 }
 
-async fn clustering(
+/// The rows an unsupervised job learns from, through the pipeline beside them (or one fitted
+/// now), with their feature names.
+async fn unsupervised_rows(
     store: &ArtifactStore,
     spec: &TrainingSpec,
-    plan: ClusteringPlan,
-    job: &Arc<Job>,
-    ctx: &ToolContext,
-    opts: &JobOptions,
-) -> JobResult {
-    let name = &spec.training_job_name;
+) -> Result<(Prepared, Vec<String>, Matrix), TrainError> {
     let prepared = prepare(
         store,
         &spec.data_uri,
@@ -338,6 +331,19 @@ async fn clustering(
     .await?;
     let features = prepared.pipeline.feature_names.clone();
     let x = Matrix::from_frame(&prepared.frame, &features)?;
+    Ok((prepared, features, x))
+}
+
+async fn clustering(
+    store: &ArtifactStore,
+    spec: &TrainingSpec,
+    plan: ClusteringPlan,
+    job: &Arc<Job>,
+    ctx: &ToolContext,
+    opts: &JobOptions,
+) -> JobResult {
+    let name = &spec.training_job_name;
+    let (prepared, features, x) = unsupervised_rows(store, spec).await?;
     let algorithm = match plan {
         ClusteringPlan::KMeans(p) => Clustering::KMeans(p.validate(x.rows)?),
         ClusteringPlan::Dbscan(eps, min_samples) => Clustering::Dbscan(eps, min_samples),
@@ -405,16 +411,7 @@ async fn reduction(
     opts: &JobOptions,
 ) -> JobResult {
     let name = &spec.training_job_name;
-    let prepared = prepare(
-        store,
-        &spec.data_uri,
-        None,
-        false,
-        spec.pipeline_uri.as_deref(),
-    )
-    .await?;
-    let features = prepared.pipeline.feature_names.clone();
-    let x = Matrix::from_frame(&prepared.frame, &features)?;
+    let (prepared, features, x) = unsupervised_rows(store, spec).await?;
     let algorithm = match plan {
         ReductionPlan::Pca(k) => {
             if k < 1 || k as usize > x.cols {
@@ -479,8 +476,8 @@ async fn reinforcement(
     let offline = if spec.data_uri.is_empty() {
         None
     } else {
-        let (_, df) = mlops_data::io::read_table(store, &spec.data_uri).await?;
-        Some(crate::neural::transitions(&df)?)
+        let (_, df) = mlops_data::read_table(store, &spec.data_uri).await?;
+        Some(mlops_ml::transitions(&df)?)
     };
     let replay_rows = offline.as_ref().map(Vec::len);
     let hyperparameters = serde_json::to_value(&config).unwrap_or(Value::Null);

@@ -50,7 +50,7 @@ pub async fn run_spec(store: &ArtifactStore, spec_uri: &str) -> Result<JobSnapsh
     };
     let job = match jobs.get(&name) {
         Some(job) => job,
-        None => jobs.start(&name, algorithm).map_err(TrainError::Invalid)?,
+        None => jobs.start(&name, algorithm).map_err(TrainError::invalid)?,
     };
     // It failed before it started (its settings, its name) or its task panicked: that is its end.
     if job.snapshot().status == JobStatus::Running {
@@ -59,7 +59,7 @@ pub async fn run_spec(store: &ArtifactStore, spec_uri: &str) -> Result<JobSnapsh
     }
     let report = job.snapshot();
     let body = serde_json::to_vec_pretty(&report)
-        .map_err(|e| TrainError::Failed(format!("could not encode the job's report: {e}")))?;
+        .map_err(|e| TrainError::failed(format!("could not encode the job's report: {e}")))?;
     store.put(&result_ref, body.into()).await?;
     Ok(report)
 }

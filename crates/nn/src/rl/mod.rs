@@ -14,15 +14,15 @@
 //! Everything is seeded: PPO and DQN give the same result for the same seed and settings.
 //! A3C's workers run truly asynchronously, so its runs vary with thread timing.
 
-pub mod a3c;
+mod a3c;
 mod actor_critic;
 mod config;
-pub mod dqn;
-pub mod env;
+mod dqn;
+mod env;
 mod net;
 mod normalize;
-pub mod policy;
-pub mod ppo;
+mod policy;
+mod ppo;
 mod tracker;
 
 pub use config::{Activation, Algorithm, RlConfig, solved_return};

@@ -43,7 +43,7 @@ impl RayBackend {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| TrainError::Failed(format!("HTTP client: {e}")))?;
+            .map_err(|e| TrainError::failed(format!("HTTP client: {e}")))?;
         Ok(Self {
             url: url.trim_end_matches('/').to_string(),
             command,

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use mlops_core::{ArtifactStore, Capability, ToolContext, ToolError, ToolRouter};
-use mlops_data::io::{TableFormat, write_table};
-use mlops_data::synthetic::{SyntheticKind, generate};
+use mlops_data::{SyntheticKind, generate_dataset};
+use mlops_data::{TableFormat, write_table};
 use serde_json::{Value, json};
 
 use super::*;
@@ -91,7 +91,7 @@ struct Setup {
 async fn setup(mode: Mode) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let store = ArtifactStore::open(dir.path().to_str().unwrap(), &[], "us-east-1", None).unwrap();
-    let df = generate(SyntheticKind::Classification, 300, 1).unwrap();
+    let df = generate_dataset(SyntheticKind::Classification, 300, 1).unwrap();
     write_table(&store, "datasets/d.csv", df, TableFormat::Csv)
         .await
         .unwrap();

@@ -1,18 +1,15 @@
-//! Supervised training: data with its pipeline, the targets, and one fit per algorithm.
+//! Supervised fits: the targets, one fit per algorithm with validated settings, and scoring.
 
 use std::collections::HashSet;
 
-use mlops_core::ArtifactStore;
-use mlops_data::FittedPipeline;
-use mlops_data::io::read_table;
-use mlops_data::pipeline::{PreprocessOptions, TargetSpec, TaskType};
-use mlops_data::prepared::{load_pipeline, pipeline_beside, to_model_input};
+use mlops_data::{TargetSpec, TaskType};
 use polars::prelude::DataFrame;
 use serde_json::{Value, json};
 
 pub use mlops_nn::mlp::r2;
 
-use crate::error::TrainError;
+use crate::control::FitControl;
+use crate::error::MlError;
 use crate::forest::{FitHooks, Forest, ForestParams, Targets, argmax};
 use crate::gbdt::{Gbdt, GbdtParams};
 use crate::linear::{LinearModel, Penalty};
@@ -20,102 +17,7 @@ use crate::matrix::{Matrix, class_indices, numeric_target};
 use crate::model::TrainedModel;
 use crate::neural::row_major;
 use crate::params::{RandomForestParams, XgboostParams};
-use crate::runner::FitControl;
 use mlops_nn::mlp::{Data, Mlp};
-
-/// Training data with the pipeline that turns it into model input.
-pub struct Prepared {
-    pub pipeline: FittedPipeline,
-    pub frame: DataFrame,
-    pub data_uri: String,
-}
-
-/// Finds the pipeline for `uri` (given, beside the data, or fitted now on raw data, with `target`
-/// when `supervised`) and returns the model input.
-pub async fn prepare(
-    store: &ArtifactStore,
-    uri: &str,
-    target: Option<(&str, TaskType)>,
-    supervised: bool,
-    pipeline_uri: Option<&str>,
-) -> Result<Prepared, TrainError> {
-    let (r, df) = read_table(store, uri).await?;
-    mlops_data::io::require_rows(&df, r.uri())?;
-    let pipeline = match pipeline_uri {
-        Some(uri) => load_pipeline(store, uri).await?,
-        None => match pipeline_beside(store, &r).await? {
-            Some(p) => p,
-            None if supervised && target.is_none() => {
-                return Err(TrainError::invalid(format!(
-                    "`{}` is raw data (no pipeline.json beside it): give target_column, or preprocess it first with preprocess_supervised",
-                    r.uri()
-                )));
-            }
-            None => {
-                let df = df.clone();
-                let target = target.map(|(t, task)| (t.to_string(), task));
-                tokio::task::spawn_blocking(move || {
-                    FittedPipeline::fit(
-                        &df,
-                        target.as_ref().map(|(t, task)| (t.as_str(), *task)),
-                        &PreprocessOptions::default(),
-                    )
-                })
-                .await
-                .map_err(|e| TrainError::Failed(e.to_string()))??
-            }
-        },
-    };
-    let frame = to_model_input(store, &r, df, &pipeline).await?;
-    Ok(Prepared {
-        pipeline,
-        frame,
-        data_uri: r.uri().into(),
-    })
-}
-
-/// As [`prepare`], for a supervised `task`: checks the pipeline's target and that the data has it.
-pub async fn prepare_supervised(
-    store: &ArtifactStore,
-    train_uri: &str,
-    target_column: Option<&str>,
-    pipeline_uri: Option<&str>,
-    task: TaskType,
-) -> Result<(Prepared, TargetSpec), TrainError> {
-    let prepared = prepare(
-        store,
-        train_uri,
-        target_column.map(|t| (t, task)),
-        true,
-        pipeline_uri,
-    )
-    .await?;
-    let spec = prepared.pipeline.target.clone().ok_or_else(|| {
-        TrainError::invalid(
-            "the pipeline has no target column; it was fitted for unsupervised data",
-        )
-    })?;
-    if spec.task != task {
-        return Err(TrainError::invalid(format!(
-            "the data was prepared for {} but this tool trains {} models",
-            spec.task.as_str(),
-            task.as_str()
-        )));
-    }
-    if let Some(t) = target_column.filter(|t| *t != spec.name) {
-        return Err(TrainError::invalid(format!(
-            "target_column `{t}` differs from the pipeline's target `{}`",
-            spec.name
-        )));
-    }
-    if !prepared.frame.schema().contains(&spec.name) {
-        return Err(TrainError::invalid(format!(
-            "`{}` has no target column `{}`",
-            prepared.data_uri, spec.name
-        )));
-    }
-    Ok((prepared, spec))
-}
 
 /// The training target: class indices (and the class count) or values.
 pub enum Labels {
@@ -124,7 +26,7 @@ pub enum Labels {
 }
 
 impl Labels {
-    pub fn of(df: &DataFrame, spec: &TargetSpec) -> Result<Self, TrainError> {
+    pub fn of(df: &DataFrame, spec: &TargetSpec) -> Result<Self, MlError> {
         Ok(match spec.task {
             TaskType::Classification => Labels::Classes(
                 class_indices(df, &spec.name, &spec.classes)?,
@@ -157,11 +59,11 @@ impl Labels {
     }
 
     /// A classifier needs two classes present in its training data.
-    pub fn check_trainable(&self, target: &str) -> Result<(), TrainError> {
+    pub fn check_trainable(&self, target: &str) -> Result<(), MlError> {
         if let Labels::Classes(y, _) = self
             && y.iter().collect::<HashSet<_>>().len() < 2
         {
-            return Err(TrainError::invalid(format!(
+            return Err(MlError::invalid(format!(
                 "the training data holds only one class of `{target}`; a classifier needs at least two"
             )));
         }
@@ -209,7 +111,7 @@ impl Supervised {
         y: &Labels,
         validation: Option<&(Matrix, Labels)>,
         control: &FitControl,
-    ) -> Result<Option<(TrainedModel, Value)>, TrainError> {
+    ) -> Result<Option<(TrainedModel, Value)>, MlError> {
         let metric = match y {
             Labels::Classes(..) => "accuracy",
             Labels::Values(_) => "r2",
@@ -258,9 +160,7 @@ impl Supervised {
             }
             Supervised::Logistic(alpha) => {
                 let Labels::Classes(y, k) = y else {
-                    return Err(TrainError::invalid(
-                        "logistic regression needs class labels",
-                    ));
+                    return Err(MlError::invalid("logistic regression needs class labels"));
                 };
                 control.progress(0, 1, "fitting".into());
                 let model = LinearModel::fit_logistic(x, y, *k, *alpha)?;
@@ -268,9 +168,7 @@ impl Supervised {
             }
             Supervised::Linear(penalty, alpha, max_iter) => {
                 let Labels::Values(y) = y else {
-                    return Err(TrainError::invalid(
-                        "a linear regressor needs numeric targets",
-                    ));
+                    return Err(MlError::invalid("a linear regressor needs numeric targets"));
                 };
                 control.progress(0, 1, "fitting".into());
                 let model = LinearModel::fit_regression(x, y, *penalty, *alpha, *max_iter)?;
@@ -310,7 +208,7 @@ impl Supervised {
 }
 
 /// Scores a fitted model on `x`/`y`.
-pub fn score(model: &TrainedModel, x: &Matrix, y: &Labels) -> Result<f64, TrainError> {
+pub fn score(model: &TrainedModel, x: &Matrix, y: &Labels) -> Result<f64, MlError> {
     Ok(match y {
         Labels::Classes(..) => y.score(&model.predict_proba(x)?),
         Labels::Values(_) => y.score(&model.predict_values(x)?),

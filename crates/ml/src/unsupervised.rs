@@ -1,20 +1,16 @@
-//! Unsupervised jobs: clustering (k-means with k chosen by silhouette, DBSCAN) and dimension
-//! reduction (PCA, t-SNE). Each saves its model and writes the per-row result (cluster or
-//! coordinates) as a table under `results/<training_job_name>/`.
+//! Unsupervised fits: clustering (k-means with k chosen by silhouette, DBSCAN, k-means on an
+//! autoencoder's latent codes) and dimension reduction (PCA, t-SNE).
 
-use mlops_core::ArtifactStore;
-use mlops_data::io::{TableFormat, write_table};
-use polars::prelude::{Column, DataFrame};
 use serde_json::{Value, json};
 
 use crate::cluster::{ClusterScores, Dbscan, KMeans, cluster_scores};
-use crate::error::TrainError;
+use crate::control::FitControl;
+use crate::error::MlError;
 use crate::matrix::Matrix;
 use crate::model::TrainedModel;
 use crate::neural::{Autoencoder, from_row_major, row_major};
 use crate::params::{AutoencoderSettings, KMeansSettings};
-use crate::reduce::{Pca, TsneParams, tsne};
-use crate::runner::FitControl;
+use crate::reduce::{Pca, TsneSettings, tsne};
 use mlops_nn::mlp::{Data, Mlp, Targets};
 
 /// A clustering algorithm with validated settings.
@@ -65,7 +61,7 @@ impl Clustering {
         x: &Matrix,
         seed: u64,
         control: &FitControl,
-    ) -> Result<Option<ClusteringFit>, TrainError> {
+    ) -> Result<Option<ClusteringFit>, MlError> {
         match self {
             Clustering::KMeans(KMeansSettings {
                 ks,
@@ -167,7 +163,7 @@ impl Clustering {
                     return Ok(None);
                 };
                 let TrainedModel::KMeans(kmeans) = clustered.model else {
-                    return Err(TrainError::Failed("k-means gave another model kind".into()));
+                    return Err(MlError::Failed("k-means gave another model kind".into()));
                 };
                 let training = json!({
                     "epochs": fit.history.len(),
@@ -208,7 +204,7 @@ pub type ReductionFit = (Option<Pca>, Vec<f64>, usize);
 /// A dimension-reduction algorithm with validated settings.
 pub enum Reduction {
     Pca(usize),
-    Tsne(TsneParams),
+    Tsne(TsneSettings),
 }
 
 impl Reduction {
@@ -227,11 +223,7 @@ impl Reduction {
 
     /// Fits; returns the PCA model (None for t-SNE, which has no transform for new rows) and the
     /// row-major embedding of the training rows.
-    pub fn fit(
-        &self,
-        x: &Matrix,
-        control: &FitControl,
-    ) -> Result<Option<ReductionFit>, TrainError> {
+    pub fn fit(&self, x: &Matrix, control: &FitControl) -> Result<Option<ReductionFit>, MlError> {
         match self {
             Reduction::Pca(k) => {
                 control.progress(0, 1, "fitting".into());
@@ -254,38 +246,4 @@ impl Reduction {
             }
         }
     }
-}
-
-/// Writes a per-row result table (`row` index plus the given columns) to `results/<job>/<file>`.
-pub async fn write_rows(
-    store: &ArtifactStore,
-    job: &str,
-    file: &str,
-    columns: Vec<Column>,
-) -> Result<String, TrainError> {
-    let rows = columns.first().map_or(0, |c| c.len());
-    let mut all = vec![Column::new(
-        "row".into(),
-        (0..rows as u64).collect::<Vec<_>>(),
-    )];
-    all.extend(columns);
-    let df = DataFrame::new(rows, all)?;
-    let r = write_table(
-        store,
-        &format!("results/{job}/{file}"),
-        df,
-        TableFormat::Csv,
-    )
-    .await?;
-    Ok(r.uri().to_string())
-}
-
-/// The embedding as named columns `component_1..k`.
-pub fn embedding_columns(embedding: &[f64], k: usize) -> Vec<Column> {
-    (0..k)
-        .map(|c| {
-            let values: Vec<f64> = embedding.iter().skip(c).step_by(k).copied().collect();
-            Column::new(format!("component_{}", c + 1).into(), values)
-        })
-        .collect()
 }

@@ -1,0 +1,105 @@
+//! A job's training data: the table with the pipeline that turns it into model input (given,
+//! found beside the data, or fitted now on raw data).
+
+use mlops_core::ArtifactStore;
+use mlops_data::FittedPipeline;
+use mlops_data::read_table;
+use mlops_data::{PreprocessOptions, TargetSpec, TaskType};
+use mlops_data::{load_pipeline, pipeline_beside, to_model_input};
+use polars::prelude::DataFrame;
+
+use crate::error::TrainError;
+
+/// Training data with the pipeline that turns it into model input.
+pub struct Prepared {
+    pub pipeline: FittedPipeline,
+    pub frame: DataFrame,
+    pub data_uri: String,
+}
+
+/// Finds the pipeline for `uri` (given, beside the data, or fitted now on raw data, with `target`
+/// when `supervised`) and returns the model input.
+pub async fn prepare(
+    store: &ArtifactStore,
+    uri: &str,
+    target: Option<(&str, TaskType)>,
+    supervised: bool,
+    pipeline_uri: Option<&str>,
+) -> Result<Prepared, TrainError> {
+    let (r, df) = read_table(store, uri).await?;
+    mlops_data::require_rows(&df, r.uri())?;
+    let pipeline = match pipeline_uri {
+        Some(uri) => load_pipeline(store, uri).await?,
+        None => match pipeline_beside(store, &r).await? {
+            Some(p) => p,
+            None if supervised && target.is_none() => {
+                return Err(TrainError::invalid(format!(
+                    "`{}` is raw data (no pipeline.json beside it): give target_column, or preprocess it first with preprocess_supervised",
+                    r.uri()
+                )));
+            }
+            None => {
+                let df = df.clone();
+                let target = target.map(|(t, task)| (t.to_string(), task));
+                tokio::task::spawn_blocking(move || {
+                    FittedPipeline::fit(
+                        &df,
+                        target.as_ref().map(|(t, task)| (t.as_str(), *task)),
+                        &PreprocessOptions::default(),
+                    )
+                })
+                .await
+                .map_err(|e| TrainError::failed(e.to_string()))??
+            }
+        },
+    };
+    let frame = to_model_input(store, &r, df, &pipeline).await?;
+    Ok(Prepared {
+        pipeline,
+        frame,
+        data_uri: r.uri().into(),
+    })
+}
+
+/// As [`prepare`], for a supervised `task`: checks the pipeline's target and that the data has it.
+pub async fn prepare_supervised(
+    store: &ArtifactStore,
+    train_uri: &str,
+    target_column: Option<&str>,
+    pipeline_uri: Option<&str>,
+    task: TaskType,
+) -> Result<(Prepared, TargetSpec), TrainError> {
+    let prepared = prepare(
+        store,
+        train_uri,
+        target_column.map(|t| (t, task)),
+        true,
+        pipeline_uri,
+    )
+    .await?;
+    let spec = prepared.pipeline.target.clone().ok_or_else(|| {
+        TrainError::invalid(
+            "the pipeline has no target column; it was fitted for unsupervised data",
+        )
+    })?;
+    if spec.task != task {
+        return Err(TrainError::invalid(format!(
+            "the data was prepared for {} but this tool trains {} models",
+            spec.task.as_str(),
+            task.as_str()
+        )));
+    }
+    if let Some(t) = target_column.filter(|t| *t != spec.name) {
+        return Err(TrainError::invalid(format!(
+            "target_column `{t}` differs from the pipeline's target `{}`",
+            spec.name
+        )));
+    }
+    if !prepared.frame.schema().contains(&spec.name) {
+        return Err(TrainError::invalid(format!(
+            "`{}` has no target column `{}`",
+            prepared.data_uri, spec.name
+        )));
+    }
+    Ok((prepared, spec))
+}
