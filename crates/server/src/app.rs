@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mlops_aws::metrics::{Datum, PublisherHandle, tool_data};
 use mlops_aws::{AwsConfig, MetricsPublisher, SecretsManager};
+use mlops_aws::{Datum, PublisherHandle, tool_data};
 use mlops_core::secrets::{EnvSecrets, FileSecrets, SecretChain, SecretProvider};
 use mlops_core::{ArtifactStore, Capability, Config, ToolRouter};
 use mlops_data::DataCapability;
@@ -57,7 +57,7 @@ impl App {
             .with_context(|| {
                 format!(
                     "opening the database {}",
-                    mlops_core::config::redact_url(&config.database_url)
+                    mlops_core::redact_url(&config.database_url)
                 )
             })?;
         // The environment, with the secrets from wherever the chain found them.

@@ -7,8 +7,8 @@ use std::process::Stdio;
 
 use anyhow::{Context, anyhow, bail};
 use mlops_core::{ArtifactStore, Config};
-use mlops_data::io::{TableFormat, encode};
-use mlops_data::synthetic::{SyntheticKind, generate};
+use mlops_data::{SyntheticKind, generate_dataset};
+use mlops_data::{TableFormat, encode};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
@@ -64,7 +64,7 @@ fn text_at<'a>(v: &'a Value, pointer: &str) -> anyhow::Result<&'a str> {
 /// Runs the demo against the artifact root and database of `config`.
 pub async fn run(config: &Config, opts: DemoOptions) -> anyhow::Result<()> {
     let store = ArtifactStore::from_config(config)?;
-    let mut df = generate(SyntheticKind::Classification, opts.rows, opts.seed)?;
+    let mut df = generate_dataset(SyntheticKind::Classification, opts.rows, opts.seed)?;
     let dataset = store.key("datasets/demo-classification.csv")?;
     store
         .put(&dataset, encode(&mut df, TableFormat::Csv)?)

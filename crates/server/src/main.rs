@@ -9,12 +9,9 @@ use clap::{Parser, Subcommand};
 use mlops_aws::{AwsConfig, LogShipper, LogShipperOptions};
 use mlops_core::Config;
 use mlops_core::logging::LogSink;
-use mlops_data::io::{TableFormat, encode};
-use mlops_data::synthetic::{SyntheticKind, generate};
-use mlops_mcp::app::App;
-use mlops_mcp::demo::{self, DemoOptions};
-use mlops_mcp::http::HttpOptions;
-use mlops_mcp::mcp::McpServer;
+use mlops_data::{SyntheticKind, generate_dataset};
+use mlops_data::{TableFormat, encode};
+use mlops_mcp::{App, DemoOptions, HttpOptions, McpServer};
 use rmcp::ServiceExt;
 
 #[derive(Parser)]
@@ -42,7 +39,7 @@ enum Command {
         /// e.g. 127.0.0.1:8080 or 0.0.0.0:8080), beside GET /healthz, GET /readyz and, when
         /// GITHUB_WEBHOOK_SECRET is set, POST /webhooks/github. Bearer tokens: MLOPS_HTTP_TOKENS.
         /// Port 0 picks a free port; the URL is printed on stdout once listening.
-        #[arg(long, value_name = "ADDR", value_parser = mlops_mcp::http::parse_listen_addr)]
+        #[arg(long, value_name = "ADDR", value_parser = mlops_mcp::parse_listen_addr)]
         http: Option<std::net::SocketAddr>,
         /// With --http and no MLOPS_HTTP_TOKENS: serve on a non-loopback address anyway (only
         /// behind a proxy that authenticates).
@@ -69,7 +66,7 @@ enum Command {
     /// line, parameters in a YAML block or `key: value` lines), on this machine, and print the
     /// result. The issue is filed in the local history repository (or on GitHub when configured).
     RunIssue {
-        /// The issue file, e.g. crates/github/examples/train-issue.md.
+        /// The issue file, e.g. examples/train-issue.md.
         file: PathBuf,
         /// Approve every retry the workflow asks for (otherwise it stops and prints the token).
         #[arg(long)]
@@ -222,7 +219,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let options = HttpOptions::from_env(addr, allow_unauthenticated)?;
             let app = App::build(config).await?;
             let metrics = app.start_metrics_publisher()?;
-            mlops_mcp::http::serve(app, options, mlops_mcp::http::shutdown_signal()).await?;
+            mlops_mcp::serve_http(app, options, mlops_mcp::shutdown_signal()).await?;
             if let Some(m) = metrics {
                 m.shutdown(FLUSH_AT_EXIT).await;
             }
@@ -255,7 +252,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             seed,
             model_name,
         } => {
-            demo::run(
+            mlops_mcp::run_demo(
                 &config,
                 DemoOptions {
                     rows,
@@ -267,13 +264,13 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::RunIssue { file, auto_approve } => {
             let app = App::build(config).await?;
-            mlops_mcp::run_issue::run(&app, &file, auto_approve).await?;
+            mlops_mcp::run_issue(&app, &file, auto_approve).await?;
         }
-        Command::TrainWorker { spec } => mlops_mcp::train_worker::run(&config, &spec).await?,
+        Command::TrainWorker { spec } => mlops_mcp::run_train_worker(&config, &spec).await?,
         Command::Workflow {
             command: WorkflowCommand::ExportAsl { function_prefix },
         } => {
-            let asl = mlops_workflow::definition::to_asl(&function_prefix);
+            let asl = mlops_workflow::to_asl(&function_prefix);
             println!("{}", serde_json::to_string_pretty(&asl)?);
         }
         Command::Datasets {
@@ -290,7 +287,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 Some("csv") => TableFormat::Csv,
                 _ => anyhow::bail!("--out must end in .csv or .parquet"),
             };
-            let mut df = generate(kind, rows, seed)?;
+            let mut df = generate_dataset(kind, rows, seed)?;
             let bytes = encode(&mut df, format)?;
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)

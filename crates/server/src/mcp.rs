@@ -63,7 +63,7 @@ impl McpServer {
     }
 
     /// Offers the artifact store's model cards, evaluation reports, plots and per-row results as
-    /// MCP resources (see [`crate::surface`]).
+    /// MCP resources (see the `surface` module).
     pub fn with_resources(mut self, store: ArtifactStore) -> Self {
         self.store = Some(store);
         self

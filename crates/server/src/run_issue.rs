@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use mlops_core::ToolContext;
-use mlops_github::{format_problems_comment, parse_training_request, split_issue_markdown};
-use mlops_workflow::store::{Decision, Status};
+use mlops_request::{format_problems_comment, parse_training_request, split_issue_markdown};
+use mlops_workflow::{Decision, Status};
 use serde_json::{Value, json};
 
 use crate::app::App;

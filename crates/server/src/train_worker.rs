@@ -5,12 +5,11 @@
 
 use anyhow::Context;
 use mlops_core::{ArtifactStore, Config, ToolResponse};
-use mlops_train::capability::JobReport;
-use mlops_train::jobs::JobStatus;
+use mlops_train::{JobReport, JobStatus};
 
 pub async fn run(config: &Config, spec_uri: &str) -> anyhow::Result<()> {
     let store = ArtifactStore::from_config(config).context("opening the artifact store")?;
-    let report = mlops_train::worker::run_spec(&store, spec_uri)
+    let report = mlops_train::run_worker(&store, spec_uri)
         .await
         .with_context(|| format!("running the training spec `{spec_uri}`"))?;
     let status = report.status;

@@ -599,10 +599,9 @@ async fn requests_over_a_tokens_rate_get_429_and_other_tokens_are_unaffected() {
 
 #[tokio::test]
 async fn two_instances_share_one_postgres_and_artifact_store() {
-    let Some(schema) = common::PgSchema::create("http2") else {
+    let Some((url, _schema)) = mlops_db::testing::fresh_pg_schema("http2").await else {
         return;
     };
-    let url = schema.url();
     let env = [
         ("MLOPS_HTTP_TOKENS", TOKEN),
         ("MLOPS_DATABASE_URL", url.as_str()),

@@ -41,6 +41,15 @@ fn issue_body(task: &str, name: &str, m: &MetricName) -> String {
     )
 }
 
+/// What `parse_training_issue` makes of an issue naming `name` as the metric.
+async fn parse(s: &Server, task: &str, name: &str, m: &MetricName) -> Value {
+    s.ok(
+        "parse_training_issue",
+        json!({"title": "t", "body": issue_body(task, name, m)}),
+    )
+    .await
+}
+
 /// Trains two models of a task on `data` (predicting `target`, if any); returns their folders.
 async fn two_models(s: &Server, case: &Case, model: &str) -> [String; 2] {
     let Case {
@@ -123,12 +132,7 @@ async fn every_tool_accepts_every_metric_name_the_issue_parser_accepts() {
         for name in names {
             let m = metric_names::lookup(name).unwrap();
             // The parser accepts it and reads it as the vocabulary's name.
-            let parsed = s
-                .ok(
-                    "parse_training_issue",
-                    json!({"title": "t", "body": issue_body(task, name, m)}),
-                )
-                .await;
+            let parsed = parse(&s, task, name, m).await;
             assert_eq!(parsed["valid"], true, "{task} `{name}`: {parsed}");
             assert_eq!(parsed["request"]["metric"], m.name, "{name}: {parsed}");
             let goal = if m.lower_is_better {
@@ -175,12 +179,7 @@ async fn every_tool_accepts_every_metric_name_the_issue_parser_accepts() {
     for task in ["dimension_reduction", "reinforcement"] {
         for name in metric_names::accepted_names(task) {
             let m = metric_names::lookup(name).unwrap();
-            let parsed = s
-                .ok(
-                    "parse_training_issue",
-                    json!({"title": "t", "body": issue_body(task, name, m)}),
-                )
-                .await;
+            let parsed = parse(&s, task, name, m).await;
             assert_eq!(
                 parsed["request"]["metric"], m.name,
                 "{task} `{name}`: {parsed}"

@@ -595,10 +595,9 @@ async fn asl_export_is_accepted_by_step_functions() {
 
 #[tokio::test]
 async fn two_servers_share_one_postgres_queue() {
-    let Some(schema) = common::PgSchema::create("wfq") else {
+    let Some((url, _schema)) = mlops_db::testing::fresh_pg_schema("wfq").await else {
         return;
     };
-    let url = schema.url();
     let home = tempfile::tempdir().unwrap();
     let env = [
         ("MLOPS_DATABASE_URL", url.as_str()),

@@ -47,18 +47,21 @@ impl ChildService {
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
+                    {
+                        let mut kept = output.lock().unwrap_or_else(|p| p.into_inner());
+                        kept.push_str(&line);
+                        kept.push('\n');
+                        if kept.len() > KEPT_OUTPUT {
+                            let cut = kept.len() - KEPT_OUTPUT / 2;
+                            let cut = (cut..kept.len())
+                                .find(|&i| kept.is_char_boundary(i))
+                                .unwrap_or(kept.len());
+                            kept.drain(..cut);
+                        }
+                    }
+                    // Announced after it is kept, so the output holds the announcement.
                     if let Some(port) = announce(&line) {
                         let _ = tx.send(port);
-                    }
-                    let mut kept = output.lock().unwrap_or_else(|p| p.into_inner());
-                    kept.push_str(&line);
-                    kept.push('\n');
-                    if kept.len() > KEPT_OUTPUT {
-                        let cut = kept.len() - KEPT_OUTPUT / 2;
-                        let cut = (cut..kept.len())
-                            .find(|&i| kept.is_char_boundary(i))
-                            .unwrap_or(kept.len());
-                        kept.drain(..cut);
                     }
                 }
             });

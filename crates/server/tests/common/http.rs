@@ -94,19 +94,6 @@ impl HttpServer {
 
     /// Writes a generated classification table under the home folder.
     pub fn generate(&self, rows: usize, rel: &str) {
-        let status = Command::new(BIN)
-            .args([
-                "datasets",
-                "generate",
-                "classification",
-                "--rows",
-                &rows.to_string(),
-                "--out",
-            ])
-            .arg(self.path(rel))
-            .env("LOG_LEVEL", "WARN")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        super::generate("classification", rows, &self.path(rel));
     }
 }

@@ -1,29 +1,20 @@
 //! Training jobs driven through a raw MCP client: the helpers the backend tests share.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use rmcp::RoleClient;
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
-use super::{BIN, call};
+use super::call;
 
 pub type Client = RunningService<RoleClient, ()>;
 
 /// Writes a generated classification table to `out`.
 pub fn generate(rows: usize, out: &Path) {
-    let status = Command::new(BIN)
-        .args(["datasets", "generate", "classification", "--rows"])
-        .arg(rows.to_string())
-        .arg("--out")
-        .arg(out)
-        .env("LOG_LEVEL", "WARN")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    super::generate("classification", rows, out);
 }
 
 /// Calls a tool that must succeed; returns its structured content.

@@ -111,21 +111,27 @@ impl Server {
 
     /// Writes a sample data set under the home folder.
     pub fn generate(&self, kind: &str, rows: usize, rel: &str) {
-        let status = std::process::Command::new(BIN)
-            .args([
-                "datasets",
-                "generate",
-                kind,
-                "--rows",
-                &rows.to_string(),
-                "--out",
-            ])
-            .arg(self.path(rel))
-            .env("LOG_LEVEL", "WARN")
-            .status()
-            .unwrap();
-        assert!(status.success());
+        generate(kind, rows, &self.path(rel));
     }
+}
+
+/// Writes `rows` rows of a generated `kind` (classification, regression, clustering) table.
+pub fn generate(kind: &str, rows: usize, out: &Path) {
+    let status = std::process::Command::new(BIN)
+        .args([
+            "datasets",
+            "generate",
+            kind,
+            "--rows",
+            &rows.to_string(),
+            "--out",
+        ])
+        .arg(out)
+        .env("LOG_LEVEL", "WARN")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "generating {out:?}");
 }
 
 pub async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> Reply {
@@ -172,54 +178,4 @@ pub use mlops_testkit::Moto;
 /// in CI.
 pub fn start_moto() -> Option<Moto> {
     Moto::start_or_skip()
-}
-
-/// A fresh PostgreSQL schema through `psql`, dropped on drop; None (skipped loudly) without
-/// PostgreSQL, except in CI.
-pub struct PgSchema {
-    base: String,
-    name: String,
-}
-
-impl PgSchema {
-    pub fn create(prefix: &str) -> Option<Self> {
-        let base = std::env::var("MLOPS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("{prefix}_{}", std::process::id());
-        let ok = std::process::Command::new("psql")
-            .args([
-                &base,
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"),
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "PostgreSQL is required in CI ({base})"
-            );
-            eprintln!("\n!!! SKIPPING a PostgreSQL test: cannot reach {base} with psql\n");
-            return None;
-        }
-        Some(Self { base, name })
-    }
-
-    pub fn url(&self) -> String {
-        format!("{}?options=-c%20search_path%3D{}", self.base, self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                &self.base,
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
-            ])
-            .status();
-    }
 }
