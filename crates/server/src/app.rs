@@ -13,7 +13,7 @@ use mlops_eval::EvaluationCapability;
 use mlops_github::{GithubCapability, GithubConfig, Repository, repository_from_config};
 use mlops_notify::{Notifier, NotifyCapability, NotifyConfig, Outbox};
 use mlops_registry::{Registry, RegistryCapability, SageMakerRegistry, SqlRegistry};
-use mlops_train::{Backend, JobManager, TrainingCapability};
+use mlops_train::{Backend, JobManager, JobTable, TrainingCapability};
 use mlops_workflow::{EngineConfig, WorkflowCapability, WorkflowEngine, WorkflowStore};
 
 /// The settings that are secrets: read through the secret chain (the environment, then
@@ -101,7 +101,7 @@ impl App {
             .map(String::from)
             .collect();
         let workflows = WorkflowEngine::new(workflow_store, engine);
-        let jobs = JobManager::with_database(registry.pool().clone())
+        let jobs = JobManager::with_database(registry.pool().clone(), JobTable::TRAINING)
             .await
             .context("opening the training job records")?;
         let training_backend =

@@ -36,6 +36,11 @@ const CRATES: &[(&str, Layer, &[&str])] = &[
     ),
     ("mlops-request", Foundation, &["mlops-core"]),
     (
+        "mlops-jobs",
+        Foundation,
+        &["mlops-core", "mlops-db", "mlops-ml"],
+    ),
+    (
         "mlops-train",
         Capability,
         &[
@@ -45,6 +50,7 @@ const CRATES: &[(&str, Layer, &[&str])] = &[
             "mlops-data",
             "mlops-ml",
             "mlops-nn",
+            "mlops-jobs",
         ],
     ),
     (

@@ -21,9 +21,10 @@ pub use ray::RayBackend;
 pub use sagemaker::{SageMakerBackend, SageMakerSettings};
 
 use crate::error::TrainError;
-use crate::jobs::{Job, JobSnapshot, JobStatus};
-use crate::runner::{JobOptions, JobResult};
+use crate::runner::JobResult;
 use crate::spec::{RESULT_FILE, SPEC_FILE, TrainingSpec};
+use mlops_jobs::JobOptions;
+use mlops_jobs::{Job, JobSnapshot, JobStatus};
 
 /// How often a remote job is polled unless `MLOPS_TRAINING_POLL_SECONDS` says otherwise.
 const DEFAULT_POLL: Duration = Duration::from_secs(5);
@@ -369,7 +370,7 @@ async fn adopt(
 ) -> JobResult {
     match result.status {
         JobStatus::Completed => {
-            let uri = result.model_uri.ok_or_else(|| {
+            let uri = result.output_uri.ok_or_else(|| {
                 TrainError::Remote("the training worker reported no model location".into())
             })?;
             if spec.task.saves_model() {

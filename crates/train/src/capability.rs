@@ -16,9 +16,10 @@ use serde_json::{Map, Value};
 
 use crate::backend::Backend;
 use crate::error::TrainError;
-use crate::jobs::{JobManager, JobSnapshot, JobStatus};
-use crate::runner::{JobOptions, check_job_name, start_job};
+use crate::runner::{check_job_name, start_job};
 use crate::spec::{SPEC_VERSION, Task, TrainingSpec, execute};
+use mlops_jobs::JobOptions;
+use mlops_jobs::{JobManager, JobSnapshot, JobStatus};
 
 /// Capability 2: ML Training.
 pub struct TrainingCapability {
@@ -467,10 +468,7 @@ impl ToolResponse for JobReport {
             JobStatus::Failed => "failed".into(),
             JobStatus::Cancelled => "cancelled".into(),
         };
-        let mut s = format!(
-            "Training job `{}` ({}): {status}",
-            j.training_job_name, j.algorithm
-        );
+        let mut s = format!("Training job `{}` ({}): {status}", j.name, j.label);
         if let Some(m) = j.metrics.as_object() {
             let parts: Vec<String> = m
                 .iter()
@@ -484,7 +482,7 @@ impl ToolResponse for JobReport {
                 s.push_str(&format!("; {}", parts.join(", ")));
             }
         }
-        if let Some(uri) = &j.model_uri {
+        if let Some(uri) = &j.output_uri {
             s.push_str(&format!(". Model: {uri}"));
         }
         if let Some(e) = &j.error {
@@ -525,8 +523,8 @@ async fn training_metrics(
     let manifest = artifact.manifest;
     Ok(JobReport(
         JobSnapshot {
-            training_job_name: name.into(),
-            algorithm: manifest.algorithm,
+            name: name.into(),
+            label: manifest.algorithm,
             status: JobStatus::Completed,
             progress: 1.0,
             message: None,
@@ -536,7 +534,7 @@ async fn training_metrics(
             metrics: manifest.metrics,
             metrics_history: history,
             metrics_history_total: 0,
-            model_uri: Some(mlops_core::folder_of(&uri).to_string()),
+            output_uri: Some(mlops_core::folder_of(&uri).to_string()),
             error: None,
         }
         .bounded(),

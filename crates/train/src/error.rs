@@ -3,6 +3,7 @@
 
 use mlops_core::{StoreError, ToolError};
 use mlops_data::DataError;
+use mlops_jobs::{JobError, JobFailure};
 use mlops_ml::MlError;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,23 @@ impl From<StoreError> for TrainError {
 impl From<polars::error::PolarsError> for TrainError {
     fn from(e: polars::error::PolarsError) -> Self {
         TrainError::Ml(e.into())
+    }
+}
+
+impl From<JobError> for TrainError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Refused(m) => TrainError::invalid(m),
+            JobError::Cancelled(name) => TrainError::Cancelled(name),
+            JobError::TimedOut { name, seconds } => TrainError::TimedOut { name, seconds },
+            JobError::Failed(m) => TrainError::failed(m),
+        }
+    }
+}
+
+impl JobFailure for TrainError {
+    fn is_cancellation(&self) -> bool {
+        matches!(self, TrainError::Cancelled(_))
     }
 }
 

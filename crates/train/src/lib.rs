@@ -7,7 +7,6 @@
 mod backend;
 mod capability;
 mod error;
-mod jobs;
 mod prepare;
 mod results;
 mod runner;
@@ -17,5 +16,5 @@ mod worker;
 pub use backend::Backend;
 pub use capability::{JobReport, TrainingCapability};
 pub use error::TrainError;
-pub use jobs::{JobManager, JobSnapshot, JobStatus};
+pub use mlops_jobs::{JobManager, JobSnapshot, JobStatus, JobTable};
 pub use worker::run_spec as run_worker;

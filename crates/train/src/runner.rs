@@ -1,22 +1,16 @@
-//! Running a training job: naming, the wait-or-background choice, cancellation, the wall-clock
-//! limit, and saving the model with its metrics history. Every algorithm goes through here.
+//! Running a training job on `mlops-jobs`: its name, the model it must not overwrite unasked,
+//! and saving the model with its metrics history. Every algorithm goes through here.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use mlops_core::{ArtifactStore, ModelArtifact, ModelManifest, ToolContext};
+use mlops_jobs::{Job, JobManager, JobOptions, JobSnapshot};
+use mlops_ml::{FitControl, HISTORY_BLOB, MetricPoint, TrainedModel};
 use serde_json::Value;
 
-use mlops_ml::{FitControl, HISTORY_BLOB, MetricPoint, TrainedModel};
-
 use crate::error::TrainError;
-use crate::jobs::{Job, JobManager, JobSnapshot, JobStatus};
-
-/// How long a stopped job waits for a fit that cannot be interrupted before giving up on it.
-const ABANDON_AFTER: Duration = Duration::from_millis(500);
 
 /// Checks a client-chosen job name.
 pub fn check_job_name(name: &str) -> Result<(), TrainError> {
@@ -32,19 +26,12 @@ fn generated_job_name() -> String {
     )
 }
 
-/// How a job is started, from the tool's input.
-#[derive(Clone)]
-pub struct JobOptions {
-    pub name: Option<String>,
-    pub overwrite: bool,
-    pub wait: bool,
-    pub max_runtime_seconds: Option<u64>,
-}
-
-/// What a finished job hands back: its final metrics and the saved model's folder.
+/// What a finished training job hands back: its final metrics and the saved model's folder.
 pub type JobResult = Result<(Value, String), TrainError>;
 
-/// Starts a job named by `opts` running `body`; waits for it when asked, else returns at once.
+/// Starts the training job `opts` names (generated when absent) running `body`: the name is
+/// checked, and an existing model of that name is kept unless `overwrite`. Waits for it when
+/// asked, else returns at once.
 pub async fn start_job<F, Fut>(
     store: &ArtifactStore,
     jobs: &Arc<JobManager>,
@@ -64,158 +51,26 @@ where
             "a model named `{name}` already exists; choose another training_job_name or pass overwrite: true"
         )));
     }
-    if opts.overwrite {
-        stop_running(jobs, &name).await;
-    }
-    let job = jobs.start(&name, algorithm).map_err(TrainError::invalid)?;
-    jobs.record(&job.snapshot()).await;
     let span = tracing::info_span!("training_job", training_job_name = %name, algorithm);
-    let work = body(job.clone(), name);
-    let run = {
-        let (job, jobs) = (job.clone(), jobs.clone());
-        async move {
-            // The record is refreshed while the job runs, so other servers see it is alive.
-            let heartbeat = {
-                let (job, jobs) = (job.clone(), jobs.clone());
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(crate::jobs::HEARTBEAT).await;
-                        jobs.record(&job.snapshot()).await;
-                    }
-                })
-            };
-            let result = work.await;
-            heartbeat.abort();
-            match &result {
-                Ok((metrics, uri)) => job.finish(
-                    JobStatus::Completed,
-                    metrics.clone(),
-                    Some(uri.clone()),
-                    None,
-                ),
-                Err(TrainError::Cancelled(_)) => job.finish(
-                    JobStatus::Cancelled,
-                    Value::Null,
-                    None,
-                    Some("cancelled".into()),
-                ),
-                Err(e) => job.finish(JobStatus::Failed, Value::Null, None, Some(e.to_string())),
-            }
-            jobs.record(&job.snapshot()).await;
-            tracing::info!(status = ?job.snapshot().status, "training job ended");
-            result
-        }
-    };
-    // The job runs in its own task, so a caller that stops waiting (a dropped request, a
-    // timed-out workflow step) cannot leave it half-finished; its cancel token stops it instead.
-    let handle = tokio::spawn(tracing::Instrument::instrument(run, span));
-    if opts.wait {
-        handle
-            .await
-            .map_err(|e| TrainError::failed(format!("the training task stopped: {e}")))??;
-    }
-    Ok(job.snapshot())
+    mlops_jobs::start_job(jobs, name, algorithm, opts, span, |job, name| {
+        let work = body(job, name);
+        async move { work.await.map(|(metrics, uri)| (metrics, Some(uri))) }
+    })
+    .await
 }
 
-/// Replacing a job that is still running (e.g. a retried workflow step): cancel it and wait,
-/// briefly, for it to end.
-async fn stop_running(jobs: &JobManager, name: &str) {
-    let Some(old) = jobs.get(name) else { return };
-    if old.snapshot().status != JobStatus::Running {
-        return;
-    }
-    old.cancel.cancel();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while old.snapshot().status == JobStatus::Running && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Runs a blocking fit off the async threads. It is stopped by the job's cancel token, by the
-/// caller's (when the caller waits), or by the wall-clock limit: the fit sees the flag and should
-/// return `Ok(None)`; one that cannot be interrupted is abandoned after a short grace so the job
-/// still ends at once (its thread finishes in the background and its result is dropped).
-pub async fn run_blocking<T: Send + 'static, E: Into<TrainError> + Send + 'static>(
+/// Runs a blocking fit inside a training job (see [`mlops_jobs::run_blocking`]).
+pub async fn run_blocking<T, W>(
     job: &Arc<Job>,
     ctx: &ToolContext,
     opts: &JobOptions,
-    fit: impl FnOnce(&FitControl) -> Result<Option<T>, E> + Send + 'static,
-) -> Result<T, TrainError> {
-    let name = job.snapshot().training_job_name;
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let timed_out = Arc::new(AtomicBool::new(false));
-    let fit_done = tokio_util::sync::CancellationToken::new();
-    {
-        let (cancelled, stop, timed_out, fit_done) = (
-            cancelled.clone(),
-            stop.clone(),
-            timed_out.clone(),
-            fit_done.clone(),
-        );
-        let job_cancel = job.cancel.clone();
-        let caller_cancel = opts.wait.then(|| ctx.cancel.clone());
-        let limit = opts
-            .max_runtime_seconds
-            .map(Duration::from_secs)
-            .unwrap_or(Duration::MAX);
-        tokio::spawn(async move {
-            let caller = async {
-                match caller_cancel {
-                    Some(t) => t.cancelled().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = fit_done.cancelled() => return,
-                _ = job_cancel.cancelled() => {}
-                _ = caller => {}
-                _ = tokio::time::sleep(limit) => timed_out.store(true, Ordering::Relaxed),
-            }
-            cancelled.store(true, Ordering::Relaxed);
-            stop.cancel();
-        });
-    }
-    let control = {
-        let (job, metrics_job, progress) = (job.clone(), job.clone(), ctx.progress_fn());
-        FitControl::new(
-            cancelled.clone(),
-            move |done, total, message: String| {
-                job.set_progress(done as f64 / total.max(1) as f64, Some(message.clone()));
-                if let Some(p) = &progress {
-                    p(done as f64, Some(total as f64), Some(message));
-                }
-            },
-            move |step, metric, value| metrics_job.push_metric(step, metric, value),
-        )
-    };
-    let mut handle = tokio::task::spawn_blocking(move || fit(&control));
-    let outcome = tokio::select! {
-        r = &mut handle => Some(r),
-        _ = stop.cancelled() => tokio::time::timeout(ABANDON_AFTER, &mut handle).await.ok(),
-    };
-    fit_done.cancel();
-    let stopped = || {
-        if timed_out.load(Ordering::Relaxed) {
-            TrainError::TimedOut {
-                name: name.clone(),
-                seconds: opts.max_runtime_seconds.unwrap_or(0),
-            }
-        } else {
-            TrainError::Cancelled(name.clone())
-        }
-    };
-    match outcome {
-        None => Err(stopped()),
-        Some(joined) => {
-            let result = joined
-                .map_err(|e| TrainError::failed(format!("the training thread stopped: {e}")))?;
-            match result.map_err(Into::into)? {
-                Some(v) if !cancelled.load(Ordering::Relaxed) => Ok(v),
-                _ => Err(stopped()),
-            }
-        }
-    }
+    fit: impl FnOnce(&FitControl) -> Result<Option<T>, W> + Send + 'static,
+) -> Result<T, TrainError>
+where
+    T: Send + 'static,
+    W: Into<TrainError> + Send + 'static,
+{
+    mlops_jobs::run_blocking(job, ctx, opts, fit).await
 }
 
 /// Saves `model` as `models/<name>/` with the job's metrics history beside it; returns the folder.

@@ -20,10 +20,11 @@ use mlops_ml::{
 };
 
 use crate::error::TrainError;
-use crate::jobs::Job;
 use crate::prepare::{Prepared, prepare, prepare_supervised};
 use crate::results::{embedding_columns, write_rows};
-use crate::runner::{JobOptions, JobResult, manifest, run_blocking, save_model};
+use crate::runner::{JobResult, manifest, run_blocking, save_model};
+use mlops_jobs::Job;
+use mlops_jobs::JobOptions;
 use mlops_nn::rl::RlConfig;
 
 /// The spec format this build writes and reads (a worker image may be another build).

@@ -6,9 +6,10 @@ use mlops_core::{ArtifactStore, ToolContext};
 use serde_json::Value;
 
 use crate::error::TrainError;
-use crate::jobs::{JobManager, JobSnapshot, JobStatus};
-use crate::runner::{JobOptions, start_job};
+use crate::runner::start_job;
 use crate::spec::{RESULT_FILE, SPEC_FILE, TrainingSpec, execute};
+use mlops_jobs::JobOptions;
+use mlops_jobs::{JobManager, JobSnapshot, JobStatus};
 
 /// Runs the job of the spec at `spec_uri` (`.../jobs/<job>/spec.json`) to its end and writes its
 /// report; returns the report, whose status says whether the training succeeded. An error means

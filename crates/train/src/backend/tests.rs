@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::TrainingCapability;
-use crate::jobs::JobManager;
 use crate::worker::run_spec;
+use mlops_jobs::JobManager;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
