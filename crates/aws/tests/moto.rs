@@ -16,7 +16,7 @@ use mlops_core::ToolMetrics;
 use mlops_core::logging::{mask_str, register_secret};
 use mlops_core::secrets::{EnvSecrets, SecretChain};
 use serde_json::{Value, json};
-use support::{config, unique};
+use support::{config, config_at, unique};
 
 fn secrets_client() -> AwsClient {
     AwsClient::json(&config(), Service::SECRETS_MANAGER, "secretsmanager")
@@ -46,8 +46,10 @@ impl Captured {
     }
 }
 
-fn fast_retries(config: AwsConfig) -> AwsConfig {
-    config.with_retry(RetryPolicy {
+/// A client configuration for a service that is down (`port` refuses connections), retrying
+/// briefly so that the test sees the failure quickly.
+fn unreachable_config(port: &mlops_testkit::RefusedPort) -> AwsConfig {
+    config_at(&port.url()).with_retry(RetryPolicy {
         max_attempts: 2,
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(20),
@@ -117,12 +119,7 @@ async fn secrets_are_read_cached_and_rotated_after_the_ttl() {
 #[tokio::test]
 async fn secrets_manager_down_at_start_up_names_the_secret() {
     let port = mlops_testkit::RefusedPort::new();
-    let down = fast_retries(
-        AwsConfig::with_static_credentials("us-east-1", "testing", "testing")
-            .unwrap()
-            .with_endpoint(&port.url())
-            .unwrap(),
-    );
+    let down = unreachable_config(&port);
     let chain = SecretChain::new(
         vec![
             Arc::new(EnvSecrets::from_map(
@@ -216,12 +213,7 @@ async fn log_lines_arrive_in_the_log_group_masked() {
 #[tokio::test]
 async fn cloudwatch_unreachable_leaves_stderr_flowing_and_counts_dropped_lines() {
     let port = mlops_testkit::RefusedPort::new();
-    let down = fast_retries(
-        AwsConfig::with_static_credentials("us-east-1", "testing", "testing")
-            .unwrap()
-            .with_endpoint(&port.url())
-            .unwrap(),
-    );
+    let down = unreachable_config(&port);
     let mut options = LogShipperOptions::new("/mlops/down", "s");
     options.flush_interval = Duration::from_millis(50);
     options.buffer_lines = 20;

@@ -80,21 +80,14 @@ impl Config {
 
     /// Builds the configuration from explicit key/value pairs (the environment's names).
     pub fn from_map(values: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| {
-            values
-                .get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let home = PathBuf::from(get("MLOPS_HOME").unwrap_or_else(|| "./mlops-data".into()));
+        let get = |k: &str| setting(values, k);
+        let (home, database_url) = home_and_database_url(values);
         let s3_bucket = get("MLOPS_S3_BUCKET");
         let artifact_root = match (&s3_bucket, get("MLOPS_ARTIFACT_ROOT")) {
             (_, Some(root)) => root,
             (Some(bucket), None) => format!("s3://{bucket}"),
             (None, None) => home.display().to_string(),
         };
-        let database_url = get("MLOPS_DATABASE_URL")
-            .unwrap_or_else(|| format!("sqlite://{}", home.join("mlops.db").display()));
         if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
             return Err(ConfigError(format!(
                 "MLOPS_DATABASE_URL must start with sqlite:// or postgres://, got `{}`",
@@ -153,6 +146,27 @@ impl Config {
             read_only: is_on(get("MLOPS_READ_ONLY")),
         })
     }
+}
+
+/// One setting by its environment name, trimmed; `None` when it is unset or blank, so that an
+/// empty variable (`FOO=` in an env file) means the default. Every capability reads its settings
+/// this way, so they agree on what "set" means.
+pub fn setting(values: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    values
+        .get(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The home folder (`MLOPS_HOME`, default `./mlops-data`) and the database URL
+/// (`MLOPS_DATABASE_URL`, default the SQLite file `mlops.db` in that folder): read alike by every
+/// part that keeps state, so they all find it in the same place.
+pub fn home_and_database_url(values: &BTreeMap<String, String>) -> (PathBuf, String) {
+    let home =
+        PathBuf::from(setting(values, "MLOPS_HOME").unwrap_or_else(|| "./mlops-data".into()));
+    let database_url = setting(values, "MLOPS_DATABASE_URL")
+        .unwrap_or_else(|| format!("sqlite://{}", home.join("mlops.db").display()));
+    (home, database_url)
 }
 
 /// A switch: `1`, `true` or `yes` turn it on.
@@ -234,14 +248,9 @@ pub(crate) fn parse_env_lines(text: &str) -> Result<Vec<(String, String)>, usize
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use mlops_testkit::settings;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::*;
 
     #[test]
     fn embedded_defaults_when_nothing_is_set() {
@@ -259,7 +268,7 @@ mod tests {
 
     #[test]
     fn aws_integrations_are_switched_on_by_their_variables() {
-        let c = Config::from_map(&map(&[
+        let c = Config::from_map(&settings(&[
             ("MLOPS_SECRETS_MANAGER", "true"),
             ("MLOPS_SECRETS_TTL_SECONDS", "0.5"),
             ("CLOUDWATCH_METRICS", "1"),
@@ -272,7 +281,7 @@ mod tests {
         assert_eq!(c.cloudwatch_metrics_namespace.as_deref(), Some("MLOpsMCP"));
         assert_eq!(c.cloudwatch_flush_interval, Duration::from_secs(2));
         assert_eq!(c.kms_key_id.as_deref(), Some("alias/mlops"));
-        let e = Config::from_map(&map(&[("CLOUDWATCH_FLUSH_SECONDS", "soon")]))
+        let e = Config::from_map(&settings(&[("CLOUDWATCH_FLUSH_SECONDS", "soon")]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -283,7 +292,7 @@ mod tests {
 
     #[test]
     fn bucket_moves_artifacts_to_s3() {
-        let c = Config::from_map(&map(&[
+        let c = Config::from_map(&settings(&[
             ("MLOPS_S3_BUCKET", "ml"),
             ("AWS_REGION", "eu-west-1"),
         ]))
@@ -294,9 +303,12 @@ mod tests {
 
     #[test]
     fn bad_database_url_is_rejected_without_its_password() {
-        let e = Config::from_map(&map(&[("MLOPS_DATABASE_URL", "mysql://u:hunter2@h/db")]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::from_map(&settings(&[(
+            "MLOPS_DATABASE_URL",
+            "mysql://u:hunter2@h/db",
+        )]))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("sqlite://"), "{e}");
         assert!(!e.contains("hunter2"), "{e}");
     }
@@ -310,7 +322,7 @@ mod tests {
             "# comment\nLOG_LEVEL=DEBUG\nexport AWS_REGION=\"ap-northeast-1\"\n",
         )
         .unwrap();
-        let mut values = map(&[("AWS_REGION", "us-west-2")]);
+        let mut values = settings(&[("AWS_REGION", "us-west-2")]);
         for (k, v) in read_env_file(&file).unwrap() {
             values.entry(k).or_insert(v);
         }

@@ -24,7 +24,7 @@ pub use artifact::{
     BlobInfo, FORMAT_VERSION, MAX_FOLDER_NAME, ModelArtifact, ModelManifest, check_folder_name,
     folder_of, sha256_hex,
 };
-pub use config::{Config, ConfigError, redact_url};
+pub use config::{Config, ConfigError, home_and_database_url, redact_url, setting};
 pub use error::{ToolError, error_chain};
 pub use metrics::{ToolMetrics, ToolWindow};
 pub use retry::RetryPolicy;

@@ -3,8 +3,10 @@
 //! Text uses DejaVu Sans compiled into the binary (the `dejavu` crate), registered with plotters'
 //! ab_glyph backend, so no system font library is needed on a fresh machine.
 
+use std::ops::Range;
 use std::sync::Once;
 
+use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentedCoord;
 use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::prelude::*;
@@ -40,7 +42,7 @@ fn register_font() {
 /// Draws on an in-memory RGB canvas with `draw` and encodes it as PNG.
 fn render(
     plot: &'static str,
-    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
+    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
 ) -> Result<Vec<u8>, PlotError> {
     register_font();
     let fail = |reason: String| PlotError { plot, reason };
@@ -173,21 +175,7 @@ fn unit_curves(
     diagonal: bool,
 ) -> Result<Vec<u8>, PlotError> {
     render(plot, |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, title_style())
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.02)
-            .map_err(e)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 18))
-            .draw()
-            .map_err(e)?;
+        let mut chart = xy_chart(&root, title, (0.0..1.0, 0.0..1.02), (x_desc, y_desc), 60)?;
         if diagonal {
             chart
                 .draw_series(LineSeries::new(
@@ -202,6 +190,34 @@ fn unit_curves(
 
 type LineChart<'a> =
     ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart on two numeric axes, captioned `title`, with its grid and the axis descriptions `axes`
+/// drawn: where every plot of points and lines starts. `y_label_width` leaves room for the
+/// widest tick labels of `y`.
+fn xy_chart<'a>(
+    root: &DrawingArea<BitMapBackend<'a>, Shift>,
+    title: &str,
+    (x, y): (Range<f64>, Range<f64>),
+    axes: (&str, &str),
+    y_label_width: u32,
+) -> Result<LineChart<'a>, String> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, title_style())
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(y_label_width)
+        .build_cartesian_2d(x, y)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(axes.0)
+        .y_desc(axes.1)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 18))
+        .draw()
+        .map_err(e)?;
+    Ok(chart)
+}
 
 /// One coloured line per series, with a legend at `legend`.
 fn draw_lines<'a>(
@@ -297,7 +313,7 @@ pub fn feature_importance(features: &[(String, f64)]) -> Result<Vec<u8>, PlotErr
     })
 }
 
-fn padded_range(values: impl Iterator<Item = f64> + Clone) -> std::ops::Range<f64> {
+fn padded_range(values: impl Iterator<Item = f64> + Clone) -> Range<f64> {
     let lo = values.clone().fold(f64::INFINITY, f64::min);
     let hi = values.fold(f64::NEG_INFINITY, f64::max);
     if !lo.is_finite() || !hi.is_finite() {
@@ -317,21 +333,8 @@ pub fn residuals(predicted: &[f64], truth: &[f64]) -> Result<Vec<u8>, PlotError>
             .collect();
         let x = padded_range(points.iter().map(|p| p.0));
         let y = padded_range(points.iter().map(|p| p.1).chain([0.0]));
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Residuals vs predicted", title_style())
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x.clone(), y)
-            .map_err(e)?;
-        chart
-            .configure_mesh()
-            .x_desc("Predicted")
-            .y_desc("Residual (true - predicted)")
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 18))
-            .draw()
-            .map_err(e)?;
+        let axes = ("Predicted", "Residual (true - predicted)");
+        let mut chart = xy_chart(&root, "Residuals vs predicted", (x.clone(), y), axes, 70)?;
         chart
             .draw_series(LineSeries::new(
                 [(x.start, 0.0), (x.end, 0.0)],
@@ -358,21 +361,7 @@ pub fn cluster_scatter(
     render("cluster scatter", |root| {
         let x = padded_range(coords.iter().map(|p| p.0));
         let y = padded_range(coords.iter().map(|p| p.1));
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Clusters", title_style())
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x, y)
-            .map_err(e)?;
-        chart
-            .configure_mesh()
-            .x_desc(axes.0)
-            .y_desc(axes.1)
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 18))
-            .draw()
-            .map_err(e)?;
+        let mut chart = xy_chart(&root, "Clusters", (x, y), axes, 60)?;
         chart
             .draw_series(coords.iter().zip(labels).map(|(p, &l)| {
                 let color = if l < 0 {
@@ -422,21 +411,7 @@ fn line_chart(
         let all = series.iter().flat_map(|s| s.1.iter());
         let x = padded_range(all.clone().map(|p| p.0));
         let y = padded_range(all.map(|p| p.1));
-        let mut chart = ChartBuilder::on(&root)
-            .caption(names.1, title_style())
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d(x, y)
-            .map_err(e)?;
-        chart
-            .configure_mesh()
-            .x_desc(axes.0)
-            .y_desc(axes.1)
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 18))
-            .draw()
-            .map_err(e)?;
+        let mut chart = xy_chart(&root, names.1, (x, y), axes, 70)?;
         draw_lines(&mut chart, series, legend)
     })
 }

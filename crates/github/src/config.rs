@@ -52,12 +52,7 @@ impl GithubConfig {
 
     /// Builds the settings from explicit key/value pairs (the environment's names).
     pub fn from_map(values: &BTreeMap<String, String>, home: &Path) -> Result<Self, RepoError> {
-        let get = |k: &str| {
-            values
-                .get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |k: &str| mlops_core::setting(values, k);
         let token = get("GITHUB_TOKEN");
         let webhook_secret = get("GITHUB_WEBHOOK_SECRET");
         for secret in token.iter().chain(webhook_secret.iter()) {
@@ -133,18 +128,13 @@ pub async fn repository_from_env(home: &Path) -> Result<Arc<dyn Repository>, Rep
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use mlops_testkit::settings;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::*;
 
     #[test]
     fn defaults_to_the_local_history_repo() {
-        let c = GithubConfig::from_map(&map(&[]), Path::new("/h")).unwrap();
+        let c = GithubConfig::from_map(&settings(&[]), Path::new("/h")).unwrap();
         assert!(c.token.is_none());
         assert_eq!(c.history_repo, PathBuf::from("/h/history-repo"));
     }
@@ -152,13 +142,13 @@ mod tests {
     #[test]
     fn token_needs_a_repository_and_is_never_printed() {
         let err = GithubConfig::from_map(
-            &map(&[("GITHUB_TOKEN", "ghp_config_test_token_1234")]),
+            &settings(&[("GITHUB_TOKEN", "ghp_config_test_token_1234")]),
             Path::new("/h"),
         )
         .unwrap_err();
         assert!(err.to_string().contains("GITHUB_REPOSITORY"), "{err}");
         let c = GithubConfig::from_map(
-            &map(&[
+            &settings(&[
                 ("GITHUB_TOKEN", "ghp_config_test_token_1234"),
                 ("GITHUB_REPOSITORY", "acme/models"),
                 ("MLOPS_HISTORY_REPO", "/tmp/hist"),
@@ -176,7 +166,7 @@ mod tests {
         assert!(parse_owner_repo("acme/x/y").is_err());
         assert!(parse_owner_repo("../x").is_err());
         assert!(
-            GithubConfig::from_map(&map(&[("GITHUB_API_URL", "ftp://x")]), Path::new("/h"))
+            GithubConfig::from_map(&settings(&[("GITHUB_API_URL", "ftp://x")]), Path::new("/h"))
                 .is_err()
         );
     }
@@ -185,7 +175,7 @@ mod tests {
     async fn the_token_selects_github_else_the_local_repository() {
         let dir = tempfile::tempdir().unwrap();
         let local = GithubConfig::from_map(
-            &map(&[("MLOPS_HISTORY_REPO", dir.path().join("h").to_str().unwrap())]),
+            &settings(&[("MLOPS_HISTORY_REPO", dir.path().join("h").to_str().unwrap())]),
             Path::new("/unused"),
         )
         .unwrap();
@@ -203,7 +193,7 @@ mod tests {
         );
         assert!(dir.path().join("h/.git").exists());
         let gh = GithubConfig::from_map(
-            &map(&[
+            &settings(&[
                 ("GITHUB_TOKEN", "ghp_select_test_token_99"),
                 ("GITHUB_REPOSITORY", "acme/models"),
                 ("GITHUB_API_URL", "https://github.example.com/api/v3"),

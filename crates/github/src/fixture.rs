@@ -219,6 +219,18 @@ fn ok(status: StatusCode, v: Value) -> Response {
     (status, axum::Json(v)).into_response()
 }
 
+/// The label names a request body lists under `labels` (creating an issue, or labelling one).
+fn requested_labels(body: &Value) -> Vec<String> {
+    body["labels"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Shared {
     fn label_json(&self, st: &FxState, name: &str) -> Value {
         let (color, desc) = st
@@ -320,14 +332,7 @@ impl Shared {
                 };
                 let number = st.next_issue;
                 st.next_issue += 1;
-                let labels: Vec<String> = body["labels"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|l| l.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let labels = requested_labels(&body);
                 for l in &labels {
                     if !st.labels.iter().any(|x| &x.0 == l) {
                         st.labels.push((l.clone(), "ededed".into(), String::new()));
@@ -454,14 +459,7 @@ impl Shared {
                 ok(StatusCode::CREATED, c)
             }
             ("POST", ["labels"]) => {
-                let add: Vec<String> = body["labels"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|l| l.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let add = requested_labels(body);
                 for l in &add {
                     if !issue.labels.contains(l) {
                         issue.labels.push(l.clone());

@@ -652,14 +652,7 @@ impl Repository for GithubRepository {
                 base64::engine::general_purpose::STANDARD.decode(clean).ok()
             });
             if same.as_deref() == Some(req.content.as_slice()) {
-                return Ok(CommitResult {
-                    path: req.path.clone(),
-                    branch,
-                    commit_sha: None,
-                    created: false,
-                    changed: false,
-                    url: None,
-                });
+                return Ok(CommitResult::unchanged(&req.path, branch));
             }
         }
         let mut body = json!({

@@ -184,6 +184,21 @@ pub struct CommitResult {
     pub url: Option<String>,
 }
 
+impl CommitResult {
+    /// The answer when the file already holds the content: nothing is committed, so writing the
+    /// same history twice is harmless.
+    pub(crate) fn unchanged(path: &str, branch: String) -> Self {
+        Self {
+            path: path.to_string(),
+            branch,
+            commit_sha: None,
+            created: false,
+            changed: false,
+            url: None,
+        }
+    }
+}
+
 /// Repository operations of the training workflow. Implemented by [`crate::GithubRepository`] and
 /// [`crate::LocalRepository`].
 #[async_trait]

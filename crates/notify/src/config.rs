@@ -148,15 +148,8 @@ impl NotifyConfig {
 
     /// Builds the settings from explicit key/value pairs (the environment's names).
     pub fn from_map(values: &BTreeMap<String, String>) -> Result<Self, NotifyError> {
-        let get = |k: &str| {
-            values
-                .get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let home = PathBuf::from(get("MLOPS_HOME").unwrap_or_else(|| "./mlops-data".into()));
-        let database_url = get("MLOPS_DATABASE_URL")
-            .unwrap_or_else(|| format!("sqlite://{}", home.join("mlops.db").display()));
+        let get = |k: &str| mlops_core::setting(values, k);
+        let (home, database_url) = mlops_core::home_and_database_url(values);
         let mut c = Self::local(home, database_url);
         if let Some(dir) = get("MLOPS_TEMPLATE_DIR") {
             c.template_dir = PathBuf::from(dir);
@@ -352,18 +345,13 @@ fn check_repository(r: &str) -> Result<(), NotifyError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use mlops_testkit::settings;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use super::*;
 
     #[test]
     fn nothing_configured_means_the_outbox_file_only() {
-        let c = NotifyConfig::from_map(&map(&[("MLOPS_HOME", "/tmp/h")])).unwrap();
+        let c = NotifyConfig::from_map(&settings(&[("MLOPS_HOME", "/tmp/h")])).unwrap();
         assert!(c.configured_channels().is_empty());
         assert_eq!(c.template_dir, PathBuf::from("/tmp/h/templates"));
         assert_eq!(c.database_url, "sqlite:///tmp/h/mlops.db");
@@ -375,7 +363,7 @@ mod tests {
 
     #[test]
     fn every_channel_from_the_environment() {
-        let c = NotifyConfig::from_map(&map(&[
+        let c = NotifyConfig::from_map(&settings(&[
             (
                 "SLACK_WEBHOOK_URL",
                 "https://hooks.slack.com/services/T/B/cfgsecret1",
@@ -415,12 +403,12 @@ mod tests {
 
     #[test]
     fn bad_settings_are_clear_and_hide_secrets() {
-        let e = NotifyConfig::from_map(&map(&[("SLACK_WEBHOOK_URL", "not a url secretish")]))
+        let e = NotifyConfig::from_map(&settings(&[("SLACK_WEBHOOK_URL", "not a url secretish")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("SLACK_WEBHOOK_URL is not a valid"), "{e}");
         assert!(!e.contains("secretish"), "{e}");
-        let e = NotifyConfig::from_map(&map(&[
+        let e = NotifyConfig::from_map(&settings(&[
             ("SMTP_HOST", "h"),
             ("SMTP_FROM", "me@example.com"),
             ("SMTP_TO", "ok@example.com, not-an-address"),
@@ -428,18 +416,18 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("SMTP_TO") && e.contains("not-an-address"), "{e}");
-        let e = NotifyConfig::from_map(&map(&[("SLACK_BOT_TOKEN", "xoxb-1234567")]))
+        let e = NotifyConfig::from_map(&settings(&[("SLACK_BOT_TOKEN", "xoxb-1234567")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("SLACK_CHANNEL") && !e.contains("xoxb"), "{e}");
-        let e = NotifyConfig::from_map(&map(&[
+        let e = NotifyConfig::from_map(&settings(&[
             ("GITHUB_TOKEN", "ghp_1234567"),
             ("GITHUB_REPOSITORY", "nope"),
         ]))
         .unwrap_err()
         .to_string();
         assert!(e.contains("owner/repo"), "{e}");
-        let e = NotifyConfig::from_map(&map(&[
+        let e = NotifyConfig::from_map(&settings(&[
             ("SMTP_HOST", "h"),
             ("SMTP_FROM", "me@example.com"),
             ("SMTP_STARTTLS", "maybe"),

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Row};
 
 use crate::NotifyError;
 use crate::channel::Message;
@@ -224,14 +225,13 @@ impl Outbox {
 
     /// Marks a claimed delivery delivered. False when the lease was lost to another worker.
     pub async fn mark_delivered(&self, id: &str, owner: &str) -> Result<bool, NotifyError> {
-        let now = crate::now_text();
-        let r = sqlx::query("UPDATE notification_deliveries SET state = 'delivered', delivered_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL WHERE id = $2 AND lease_owner = $3 AND state = 'sending'")
-            .bind(&now)
-            .bind(id)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        self.end_claim(
+            id,
+            owner,
+            "state = 'delivered', delivered_at = $3, updated_at = $3",
+            |q| q.bind(crate::now_text()),
+        )
+        .await
     }
 
     /// Puts a claimed delivery back to pending, due after `delay`, with the failure's reason.
@@ -243,15 +243,17 @@ impl Outbox {
         reason: &str,
     ) -> Result<bool, NotifyError> {
         let due = crate::now_millis() + delay.as_millis() as i64;
-        let r = sqlx::query("UPDATE notification_deliveries SET state = 'pending', next_attempt_at = $1, last_error = $2, updated_at = $3, lease_owner = NULL, lease_until = NULL WHERE id = $4 AND lease_owner = $5 AND state = 'sending'")
-            .bind(due)
-            .bind(mlops_core::logging::mask_str(reason))
-            .bind(crate::now_text())
-            .bind(id)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        self.end_claim(
+            id,
+            owner,
+            "state = 'pending', next_attempt_at = $3, last_error = $4, updated_at = $5",
+            |q| {
+                q.bind(due)
+                    .bind(mlops_core::logging::mask_str(reason))
+                    .bind(crate::now_text())
+            },
+        )
+        .await
     }
 
     /// Gives up on a claimed delivery, recording why.
@@ -261,11 +263,33 @@ impl Outbox {
         owner: &str,
         reason: &str,
     ) -> Result<bool, NotifyError> {
-        let r = sqlx::query("UPDATE notification_deliveries SET state = 'failed', last_error = $1, updated_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $3 AND lease_owner = $4 AND state = 'sending'")
-            .bind(mlops_core::logging::mask_str(reason))
-            .bind(crate::now_text())
-            .bind(id)
-            .bind(owner)
+        self.end_claim(
+            id,
+            owner,
+            "state = 'failed', last_error = $3, updated_at = $4",
+            |q| {
+                q.bind(mlops_core::logging::mask_str(reason))
+                    .bind(crate::now_text())
+            },
+        )
+        .await
+    }
+
+    /// Ends `owner`'s claim on a delivery: sets `set` (the new state and what goes with it, whose
+    /// values `bind` adds as `$3` on) and releases the lease, in one UPDATE that matches only while
+    /// `owner` still holds the lease, so a worker that lost it cannot overwrite the new holder's
+    /// outcome. False when the lease was lost.
+    async fn end_claim<'q>(
+        &self,
+        id: &'q str,
+        owner: &'q str,
+        set: &str,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<bool, NotifyError> {
+        let sql = format!(
+            "UPDATE notification_deliveries SET {set}, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND state = 'sending'"
+        );
+        let r = bind(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(owner))
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() == 1)

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{FakeService, Reply, SmtpSink, fast_config, notifier, secret};
-use mlops_notify::{DeliveryState, NotificationRequest};
+use mlops_notify::{DeliveryRecord, DeliveryState, NotificationRequest, Notifier, NotifyConfig};
 use mlops_notify::{EmailConfig, GithubConfig, SlackConfig};
 use serde_json::{Value, json};
 
@@ -30,10 +30,28 @@ fn with_channels(mut r: NotificationRequest, channels: &[&str]) -> NotificationR
     r
 }
 
-async fn sqlite() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/mlops.db", dir.path().display());
-    (dir, url)
+/// A fast configuration with its home and SQLite database in a fresh folder, which lives as long
+/// as the returned guard.
+fn configured() -> (tempfile::TempDir, NotifyConfig) {
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/mlops.db", home.path().display());
+    let config = fast_config(home.path(), &url);
+    (home, config)
+}
+
+/// How long a test waits for its deliveries to settle: long enough for the SMTP sink, while a
+/// settled delivery returns at once.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// The deliveries of a sent notification, once settled (delivered or failed).
+async fn settled(n: &Notifier, notification_id: &str) -> Vec<DeliveryRecord> {
+    n.wait(notification_id, SETTLE).await.unwrap()
+}
+
+/// Sends `req` and returns its deliveries once settled.
+async fn deliver(n: &Notifier, req: NotificationRequest) -> Vec<DeliveryRecord> {
+    let sent = n.send(req).await.unwrap();
+    settled(n, &sent.notification_id).await
 }
 
 const SUMMARY: &str =
@@ -41,9 +59,8 @@ const SUMMARY: &str =
 
 #[tokio::test]
 async fn slack_webhook_posts_block_kit_blocks() {
-    let (home, url) = sqlite().await;
+    let (_home, mut config) = configured();
     let slack = FakeService::start().await;
-    let mut config = fast_config(home.path(), &url);
     config.slack = Some(SlackConfig {
         webhook_url: Some(secret(&format!(
             "{}/services/T1/B1/slack-hook-secret",
@@ -53,11 +70,7 @@ async fn slack_webhook_posts_block_kit_blocks() {
         api_url: slack.url.clone(),
     });
     let n = notifier(config).await;
-    let r = n.send(with_channels(success(), &["slack"])).await.unwrap();
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let d = deliver(&n, with_channels(success(), &["slack"])).await;
     assert_eq!(d[0].state, DeliveryState::Delivered, "{d:?}");
     let reqs = slack.requests();
     assert_eq!(reqs.len(), 1);
@@ -83,30 +96,21 @@ async fn slack_webhook_posts_block_kit_blocks() {
 
 #[tokio::test]
 async fn slack_bot_uses_chat_post_message_and_reads_ok_false() {
-    let (home, url) = sqlite().await;
+    let (_home, mut config) = configured();
     let api = FakeService::start().await;
     api.script([
         Reply::ok(r#"{"ok": true, "channel": "C123", "ts": "1.2"}"#),
         Reply::ok(r#"{"ok": false, "error": "channel_not_found"}"#),
     ]);
-    let mut config = fast_config(home.path(), &url);
     config.slack = Some(SlackConfig {
         webhook_url: None,
         bot: Some((secret("xoxb-test-bot-token-42"), "#mlops".into())),
         api_url: api.url.clone(),
     });
     let n = notifier(config).await;
-    let ok = n.send(with_channels(success(), &["slack"])).await.unwrap();
-    let d = n
-        .wait(&ok.notification_id, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let d = deliver(&n, with_channels(success(), &["slack"])).await;
     assert_eq!(d[0].state, DeliveryState::Delivered, "{d:?}");
-    let bad = n.send(with_channels(success(), &["slack"])).await.unwrap();
-    let d = n
-        .wait(&bad.notification_id, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let d = deliver(&n, with_channels(success(), &["slack"])).await;
     assert_eq!(d[0].state, DeliveryState::Failed, "{d:?}");
     assert_eq!(
         d[0].last_error.as_deref(),
@@ -132,20 +136,15 @@ async fn slack_bot_uses_chat_post_message_and_reads_ok_false() {
 
 #[tokio::test]
 async fn teams_gets_an_adaptive_card() {
-    let (home, url) = sqlite().await;
+    let (_home, mut config) = configured();
     let teams = FakeService::start().await;
     teams.always(Reply::status(202, ""));
-    let mut config = fast_config(home.path(), &url);
     config.teams_webhook_url = Some(secret(&format!(
         "{}/workflows/teams-hook-secret",
         teams.url
     )));
     let n = notifier(config).await;
-    let r = n.send(with_channels(success(), &["teams"])).await.unwrap();
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let d = deliver(&n, with_channels(success(), &["teams"])).await;
     assert_eq!(d[0].state, DeliveryState::Delivered, "{d:?}");
     let reqs = teams.requests();
     assert_eq!(reqs[0].path, "/workflows/teams-hook-secret");
@@ -172,10 +171,9 @@ async fn teams_gets_an_adaptive_card() {
 
 #[tokio::test]
 async fn discord_gets_an_embed() {
-    let (home, url) = sqlite().await;
+    let (_home, mut config) = configured();
     let discord = FakeService::start().await;
     discord.always(Reply::status(204, ""));
-    let mut config = fast_config(home.path(), &url);
     config.discord_webhook_url = Some(secret(&format!(
         "{}/api/webhooks/9/discord-secret",
         discord.url
@@ -185,11 +183,7 @@ async fn discord_gets_an_embed() {
     req.template = Some("failure".into());
     req.context
         .insert("reason".into(), json!("accuracy 0.81 < 0.9"));
-    let r = n.send(req).await.unwrap();
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let d = deliver(&n, req).await;
     assert_eq!(d[0].state, DeliveryState::Delivered, "{d:?}");
     let body = discord.requests()[0].json();
     assert_eq!(body["allowed_mentions"], json!({"parse": []}));
@@ -220,13 +214,12 @@ async fn discord_gets_an_embed() {
 
 #[tokio::test]
 async fn github_comments_on_the_issue() {
-    let (home, url) = sqlite().await;
+    let (_home, mut config) = configured();
     let github = FakeService::start().await;
     github.always(Reply::status(
         201,
         r#"{"id": 1, "html_url": "https://github.com/acme/models/issues/7#issuecomment-1"}"#,
     ));
-    let mut config = fast_config(home.path(), &url);
     config.github = Some(GithubConfig {
         token: secret("ghp_test_token_for_comments"),
         api_url: github.url.clone(),
@@ -236,10 +229,7 @@ async fn github_comments_on_the_issue() {
     // Default channels: GitHub is configured and the context names the issue.
     let r = n.send(success()).await.unwrap();
     assert_eq!(r.channels, ["github"]);
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let d = settled(&n, &r.notification_id).await;
     assert_eq!(d[0].state, DeliveryState::Delivered, "{d:?}");
     let req = &github.requests()[0];
     assert_eq!(req.method, "POST");
@@ -273,8 +263,7 @@ async fn email_is_multipart_text_and_html_over_authenticated_smtp() {
     let Some(sink) = SmtpSink::start("mlops-bot", "smtp-sink-password-77") else {
         return;
     };
-    let (home, url) = sqlite().await;
-    let mut config = fast_config(home.path(), &url);
+    let (_home, mut config) = configured();
     let email = |password: &str| EmailConfig {
         host: "127.0.0.1".into(),
         port: sink.port,
@@ -287,18 +276,10 @@ async fn email_is_multipart_text_and_html_over_authenticated_smtp() {
     config.email = Some(email("smtp-sink-password-77"));
     let n = notifier(config.clone()).await;
     let mut req = with_channels(success(), &["email"]);
-    let r = n.send(req.clone()).await.unwrap();
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let d = deliver(&n, req.clone()).await;
     assert_eq!(d[0].state, DeliveryState::Delivered, "{d:?}");
     req.email_to = vec!["Ops <ops@example.com>".into(), "lead@example.com".into()];
-    let r = n.send(req.clone()).await.unwrap();
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let d = deliver(&n, req.clone()).await;
     assert_eq!(d[0].state, DeliveryState::Delivered, "{d:?}");
 
     let mails = sink.messages();
@@ -335,11 +316,7 @@ async fn email_is_multipart_text_and_html_over_authenticated_smtp() {
     // A wrong password is a permanent failure whose reason does not contain it.
     config.email = Some(email("wrong-password-1234"));
     let n = notifier(config).await;
-    let r = n.send(with_channels(success(), &["email"])).await.unwrap();
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let d = deliver(&n, with_channels(success(), &["email"])).await;
     assert_eq!(d[0].state, DeliveryState::Failed, "{d:?}");
     let reason = d[0].last_error.clone().unwrap();
     assert!(reason.contains("535"), "{reason}");
@@ -349,14 +326,11 @@ async fn email_is_multipart_text_and_html_over_authenticated_smtp() {
 
 #[tokio::test]
 async fn nothing_configured_writes_the_outbox_file() {
-    let (home, url) = sqlite().await;
-    let n = notifier(fast_config(home.path(), &url)).await;
+    let (home, config) = configured();
+    let n = notifier(config).await;
     let r = n.send(success()).await.unwrap();
     assert_eq!(r.channels, ["outbox_file"]);
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let d = settled(&n, &r.notification_id).await;
     assert_eq!(d[0].state, DeliveryState::Delivered, "{d:?}");
     let text = std::fs::read_to_string(home.path().join("notifications/outbox.jsonl")).unwrap();
     let lines: Vec<Value> = text
@@ -381,8 +355,7 @@ async fn starttls_required_never_sends_credentials_in_clear() {
     let Some(sink) = SmtpSink::start("mlops-bot", "tls-only-password-88") else {
         return;
     };
-    let (home, url) = sqlite().await;
-    let mut config = fast_config(home.path(), &url);
+    let (_home, mut config) = configured();
     config.retry.max_attempts = 2;
     config.email = Some(EmailConfig {
         host: "127.0.0.1".into(),
@@ -394,11 +367,7 @@ async fn starttls_required_never_sends_credentials_in_clear() {
         starttls: true,
     });
     let n = notifier(config).await;
-    let r = n.send(with_channels(success(), &["email"])).await.unwrap();
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let d = deliver(&n, with_channels(success(), &["email"])).await;
     assert_eq!(d[0].state, DeliveryState::Failed, "{d:?}");
     let reason = d[0].last_error.clone().unwrap();
     assert_eq!(d[0].attempts, 1, "a setup problem is not retried");
@@ -412,7 +381,7 @@ async fn starttls_required_never_sends_credentials_in_clear() {
 
 #[tokio::test]
 async fn github_rate_limit_waits_for_the_reset() {
-    let (home, url) = sqlite().await;
+    let (_home, mut config) = configured();
     let github = FakeService::start().await;
     let reset = (chrono_now() + 2).to_string();
     github.script([
@@ -421,18 +390,13 @@ async fn github_rate_limit_waits_for_the_reset() {
             .with_header("x-ratelimit-reset", &reset),
     ]);
     github.always(Reply::status(201, "{}"));
-    let mut config = fast_config(home.path(), &url);
     config.github = Some(GithubConfig {
         token: secret("ghp_rate_limit_token_1"),
         api_url: github.url.clone(),
         repository: Some("acme/models".into()),
     });
     let n = notifier(config).await;
-    let r = n.send(with_channels(success(), &["github"])).await.unwrap();
-    let d = n
-        .wait(&r.notification_id, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let d = deliver(&n, with_channels(success(), &["github"])).await;
     assert_eq!(d[0].state, DeliveryState::Delivered, "{d:?}");
     let reqs = github.requests();
     assert_eq!(reqs.len(), 2);

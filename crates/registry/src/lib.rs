@@ -11,6 +11,7 @@
 //! ([`RegistryCapability`]). The modules behind it are private.
 
 mod capability;
+mod rules;
 mod sagemaker;
 mod sql;
 

@@ -21,12 +21,7 @@ async fn compare_save_and_report() {
     s.generate("classification", 3000, "datasets/c.csv");
     s.generate("regression", 1500, "datasets/r.csv");
     s.generate("clustering", 600, "datasets/blobs.csv");
-    let c = s
-        .ok(
-            "split_dataset",
-            json!({"dataset_uri": "datasets/c.csv", "seed": 1}),
-        )
-        .await;
+    let c = s.split("datasets/c.csv", 1).await;
     for (name, algorithm, params) in [
         ("rf", "random_forest", json!({"n_estimators": 30})),
         (

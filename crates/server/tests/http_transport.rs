@@ -24,41 +24,33 @@ const TOKEN: &str = "test-token-0123456789abcdef";
 const SECRET: &str = "webhook-secret-for-tests";
 const ACCEPT: &str = "application/json, text/event-stream";
 
-/// The webhook side of a test server.
-trait Deliver {
-    async fn deliver(
-        &self,
-        event: &str,
-        delivery: &str,
-        payload: &Value,
-        secret: &str,
-    ) -> (u16, Value);
+/// POSTs a GitHub delivery, signed with `secret`, to the server's webhook.
+async fn deliver(
+    s: &HttpServer,
+    event: &str,
+    delivery: &str,
+    payload: &Value,
+    secret: &str,
+) -> (u16, Value) {
+    let body = serde_json::to_vec(payload).unwrap();
+    let r = s
+        .http
+        .post(s.url("/webhooks/github"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", signature(secret, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
 }
 
-impl Deliver for HttpServer {
-    /// POSTs a GitHub delivery signed with `secret`.
-    async fn deliver(
-        &self,
-        event: &str,
-        delivery: &str,
-        payload: &Value,
-        secret: &str,
-    ) -> (u16, Value) {
-        let body = serde_json::to_vec(payload).unwrap();
-        let r = self
-            .http
-            .post(self.url("/webhooks/github"))
-            .header("content-type", "application/json")
-            .header("x-github-event", event)
-            .header("x-github-delivery", delivery)
-            .header("x-hub-signature-256", signature(secret, &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
+/// A response header that the test expects, as text.
+fn header<'r>(r: &'r reqwest::Response, name: &str) -> &'r str {
+    r.headers()[name].to_str().unwrap()
 }
 
 /// `sha256=<hex>` HMAC of `body`, as GitHub signs deliveries.
@@ -129,10 +121,7 @@ async fn health_guards_mcp_and_graceful_shutdown() {
     };
     let r = post(None).json(&initialize_body()).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let challenge = r.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let challenge = header(&r, "www-authenticate").to_string();
     assert!(challenge.starts_with("Bearer"), "{challenge}");
     let text = r.text().await.unwrap();
     assert!(text.contains("MLOPS_HTTP_TOKENS"), "{text}");
@@ -142,12 +131,7 @@ async fn health_guards_mcp_and_graceful_shutdown() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(
-        r.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token")
-    );
+    assert!(header(&r, "www-authenticate").contains("invalid_token"));
     let text = r.text().await.unwrap();
     assert!(!text.contains(TOKEN), "a token leaked: {text}");
     let r = post(Some(TOKEN))
@@ -418,11 +402,11 @@ async fn github_webhook_starts_and_approves_workflows() {
     let body = issue_body("hook-pass", 0.6, 1);
     let n = file_issue(&client, "Train hook-pass", &body).await;
     let payload = labeled(n, "Train hook-pass", &body);
-    let (status, reply) = s.deliver("issues", "d-1", &payload, "wrong-secret").await;
+    let (status, reply) = deliver(&s, "issues", "d-1", &payload, "wrong-secret").await;
     assert_eq!(status, 401, "{reply}");
-    let (status, reply) = s.deliver("issues", "d-1", &payload, SECRET).await;
+    let (status, reply) = deliver(&s, "issues", "d-1", &payload, SECRET).await;
     assert_eq!(status, 202, "{reply}");
-    let (status, reply) = s.deliver("issues", "d-1", &payload, SECRET).await;
+    let (status, reply) = deliver(&s, "issues", "d-1", &payload, SECRET).await;
     assert_eq!((status, reply["status"].as_str()), (200, Some("duplicate")));
     let done = wait_execution(&client, n, 180, |r| r["status"] != "running").await;
     assert_eq!(done["status"], "succeeded", "{done}");
@@ -433,25 +417,25 @@ async fn github_webhook_starts_and_approves_workflows() {
     // A run that misses its threshold waits for an operator; `/approve` in a comment answers it.
     let body = issue_body("hook-wait", 0.999, 1);
     let m = file_issue(&client, "Train hook-wait", &body).await;
-    let (status, _) = s
-        .deliver(
-            "issues",
-            "d-2",
-            &labeled(m, "Train hook-wait", &body),
-            SECRET,
-        )
-        .await;
+    let (status, _) = deliver(
+        &s,
+        "issues",
+        "d-2",
+        &labeled(m, "Train hook-wait", &body),
+        SECRET,
+    )
+    .await;
     assert_eq!(status, 202);
     let waiting = wait_execution(&client, m, 180, |r| r["status"] != "running").await;
     assert_eq!(waiting["status"], "waiting", "{waiting}");
-    let (status, reply) = s
-        .deliver(
-            "issue_comment",
-            "d-3",
-            &comment(m, "/approve try again"),
-            SECRET,
-        )
-        .await;
+    let (status, reply) = deliver(
+        &s,
+        "issue_comment",
+        "d-3",
+        &comment(m, "/approve try again"),
+        SECRET,
+    )
+    .await;
     assert_eq!(status, 202, "{reply}");
     // Approved: it retries (IncrementRetry → PrepareData), misses again and, out of retries, fails.
     let done = wait_execution(&client, m, 180, |r| {
@@ -470,7 +454,7 @@ async fn github_webhook_starts_and_approves_workflows() {
     // A command from someone who may not give it is ignored.
     let mut untrusted = comment(m, "/approve");
     untrusted["comment"]["author_association"] = json!("NONE");
-    let (status, reply) = s.deliver("issue_comment", "d-4", &untrusted, SECRET).await;
+    let (status, reply) = deliver(&s, "issue_comment", "d-4", &untrusted, SECRET).await;
     assert_eq!((status, reply["status"].as_str()), (200, Some("ignored")));
     client.cancel().await.unwrap();
 }
@@ -530,12 +514,7 @@ async fn metrics_count_tool_calls_and_report_the_database() {
     .await;
     let r = s.http.get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(header(&r, "content-type").starts_with("text/plain"));
     let text = r.text().await.unwrap();
     for expected in [
         "mlops_tool_calls_total{tool=\"load_dataset\",outcome=\"success\"} 1",
@@ -579,11 +558,7 @@ async fn requests_over_a_tokens_rate_get_429_and_other_tokens_are_unaffected() {
     assert_eq!(statuses[..4], [200; 4], "the burst passes: {statuses:?}");
     assert!(statuses[4..].contains(&429), "{statuses:?}");
     let r = refused.unwrap();
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: u64 = header(&r, "retry-after").parse().unwrap();
     assert!((1..=2).contains(&retry), "{retry}");
     let text = r.text().await.unwrap();
     assert!(

@@ -5,37 +5,26 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Server};
+use common::Server;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig,
     GetTaskParams, Implementation, TaskPayload, TaskStatus,
 };
 use rmcp::service::RunningService;
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 async fn tasks_client(home: &std::path::Path) -> RunningService<RoleClient, ClientConfig> {
-    let home = home.to_path_buf();
-    let (transport, _) =
-        TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|cmd| {
-            cmd.arg("serve")
-                .env_clear()
-                .env("MLOPS_HOME", &home)
-                .env("LOG_LEVEL", "WARN")
-                .env("PATH", std::env::var("PATH").unwrap_or_default());
-        }))
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
     let config = ClientConfig::new(
         ClientCapabilities::builder().enable_tasks().build(),
         Implementation::new("tasks-test", "0"),
     );
-    config.serve(transport).await.unwrap()
+    config
+        .serve(common::server_process(home, &[]))
+        .await
+        .unwrap()
 }
 
 fn params(tool: &str, args: Value) -> CallToolRequestParams {

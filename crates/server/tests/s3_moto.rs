@@ -19,19 +19,7 @@ async fn processed_data_round_trips_through_s3_with_kms() {
     );
     let home = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(common::BIN)
-        .args([
-            "datasets",
-            "generate",
-            "classification",
-            "--rows",
-            "500",
-            "--out",
-        ])
-        .arg(local.path().join("raw.csv"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::generate("classification", 500, &local.path().join("raw.csv"));
     let endpoint = moto.endpoint();
     let data_dirs = local.path().display().to_string();
     let client = common::Server::connect_with(
@@ -154,19 +142,7 @@ async fn the_registry_tools_work_on_sagemaker() {
         ("AWS_REGION", "us-east-1"),
     ];
     let client = common::Server::connect_with(home.path(), &env).await;
-    let status = std::process::Command::new(common::BIN)
-        .args([
-            "datasets",
-            "generate",
-            "classification",
-            "--rows",
-            "400",
-            "--out",
-        ])
-        .arg(home.path().join("datasets/c.csv"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::generate("classification", 400, &home.path().join("datasets/c.csv"));
     let trained = common::call(
         &client,
         "train_supervised_classifier",

@@ -13,12 +13,7 @@ async fn regression_cancellation_reload_and_wrong_kinds() {
     let s = Server::start().await;
     s.generate("regression", 3000, "datasets/r.csv");
     s.generate("classification", 3000, "datasets/c.csv");
-    let split = s
-        .ok(
-            "split_dataset",
-            json!({"dataset_uri": "datasets/r.csv", "seed": 3}),
-        )
-        .await;
+    let split = s.split("datasets/r.csv", 3).await;
     let job = s.ok("train_supervised_regressor", json!({
         "algorithm": "random_forest", "train_data_uri": split["train"]["uri"], "target_column": "target",
         "validation_data_uri": split["validation"]["uri"], "training_job_name": "reg-1",

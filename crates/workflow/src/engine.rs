@@ -65,6 +65,20 @@ impl WorkerHandle {
     }
 }
 
+/// Where a finished step sends the execution.
+enum Next {
+    /// On to this state at once, as its first attempt.
+    State(StateName),
+    /// Back to `state` at `run_at_ms`, with the lease given up so that whichever instance is free
+    /// then takes it up: a Wait until its deadline, a failed step until its retry.
+    Later {
+        state: StateName,
+        status: Status,
+        attempt: i64,
+        run_at_ms: i64,
+    },
+}
+
 /// What the driver does after a transition.
 #[derive(Debug, PartialEq, Eq)]
 enum Flow {
@@ -316,7 +330,7 @@ impl WorkflowEngine {
                         0,
                         Ok(&json!({"decision": "timeout"})),
                         &context,
-                        next,
+                        Next::State(next),
                     )
                     .await?
                     != Flow::Continue
@@ -360,27 +374,18 @@ impl WorkflowEngine {
                     context
                         .outputs
                         .insert(state.name.as_str().into(), output.clone());
-                    self.transition(id, &owner, seq, Ok(&output), &context, next)
+                    self.transition(id, &owner, seq, Ok(&output), &context, Next::State(next))
                         .await?
                 }
                 Ok(Err(deadline)) => {
                     let output = json!({"waiting_until_ms": deadline});
-                    let value = self.encode(&context)?;
-                    self.store
-                        .finish_step(
-                            id,
-                            &owner,
-                            seq,
-                            Ok(&output),
-                            Transition {
-                                status: Status::Waiting,
-                                state: state.name.as_str(),
-                                attempt: 1,
-                                context: &value,
-                                run_at_ms: deadline,
-                                release: true,
-                            },
-                        )
+                    let waiting = Next::Later {
+                        state: state.name,
+                        status: Status::Waiting,
+                        attempt: 1,
+                        run_at_ms: deadline,
+                    };
+                    self.transition(id, &owner, seq, Ok(&output), &context, waiting)
                         .await?;
                     return Ok(());
                 }
@@ -395,29 +400,20 @@ impl WorkflowEngine {
                             .map(Duration::from_millis)
                             .unwrap_or(BACKOFF);
                         let wait = definition::backoff(base, attempt as u32 + 1);
-                        let value = self.encode(&context)?;
-                        self.store
-                            .finish_step(
-                                id,
-                                &owner,
-                                seq,
-                                Err(&message),
-                                Transition {
-                                    status: Status::Running,
-                                    state: state.name.as_str(),
-                                    attempt: attempt + 1,
-                                    context: &value,
-                                    run_at_ms: now_ms() + wait.as_millis() as i64,
-                                    release: true,
-                                },
-                            )
+                        let retry = Next::Later {
+                            state: state.name,
+                            status: Status::Running,
+                            attempt: attempt + 1,
+                            run_at_ms: now_ms() + wait.as_millis() as i64,
+                        };
+                        self.transition(id, &owner, seq, Err(&message), &context, retry)
                             .await?;
                         return Ok(());
                     }
                     context.error = Some(json!({"state": state.name, "message": message}));
                     context.reason = Some(format!("{} failed: {message}", state.name));
                     let next = state.catch.unwrap_or(StateName::Failed);
-                    self.transition(id, &owner, seq, Err(&message), &context, next)
+                    self.transition(id, &owner, seq, Err(&message), &context, Next::State(next))
                         .await?
                 }
             };
@@ -432,13 +428,8 @@ impl WorkflowEngine {
         }
     }
 
-    fn encode(&self, context: &Context) -> Result<Value, WorkflowError> {
-        serde_json::to_value(context)
-            .map_err(|e| WorkflowError::Step(format!("could not encode the context: {e}")))
-    }
-
-    /// Moves to `next` at once, as its first attempt (ending the execution at a Succeed or Fail
-    /// state, which also gives up the lease).
+    /// Records the step's outcome and sends the execution to `next` (ending it at a Succeed or
+    /// Fail state, which also gives up the lease).
     async fn transition(
         &self,
         id: &str,
@@ -446,14 +437,26 @@ impl WorkflowEngine {
         seq: i64,
         outcome: Result<&Value, &str>,
         context: &Context,
-        next: StateName,
+        next: Next,
     ) -> Result<Flow, WorkflowError> {
-        let (status, release) = match definition::state(next).kind {
-            Kind::Succeed => (Status::Succeeded, true),
-            Kind::Fail => (Status::Failed, true),
-            _ => (Status::Running, false),
+        let (state, status, attempt, run_at_ms, release) = match next {
+            Next::State(state) => {
+                let (status, release) = match definition::state(state).kind {
+                    Kind::Succeed => (Status::Succeeded, true),
+                    Kind::Fail => (Status::Failed, true),
+                    _ => (Status::Running, false),
+                };
+                (state, status, 1, now_ms(), release)
+            }
+            Next::Later {
+                state,
+                status,
+                attempt,
+                run_at_ms,
+            } => (state, status, attempt, run_at_ms, true),
         };
-        let value = self.encode(context)?;
+        let value = serde_json::to_value(context)
+            .map_err(|e| WorkflowError::Step(format!("could not encode the context: {e}")))?;
         let moved = self
             .store
             .finish_step(
@@ -463,10 +466,10 @@ impl WorkflowEngine {
                 outcome,
                 Transition {
                     status,
-                    state: next.as_str(),
-                    attempt: 1,
+                    state: state.as_str(),
+                    attempt,
                     context: &value,
-                    run_at_ms: now_ms(),
+                    run_at_ms,
                     release,
                 },
             )

@@ -13,9 +13,14 @@ pub fn moto() -> String {
 
 /// A client configuration pointed at moto, with dummy credentials.
 pub fn config() -> AwsConfig {
+    config_at(&moto())
+}
+
+/// A client configuration pointed at `endpoint`, with moto's dummy credentials.
+pub fn config_at(endpoint: &str) -> AwsConfig {
     AwsConfig::with_static_credentials("us-east-1", "testing", "testing")
         .unwrap()
-        .with_endpoint(&moto())
+        .with_endpoint(endpoint)
         .unwrap()
 }
 

@@ -226,14 +226,7 @@ impl Repo {
             .trim()
             .to_string();
         if existing.as_deref() == Some(blob.as_str()) {
-            return Ok(CommitResult {
-                path: req.path.clone(),
-                branch,
-                commit_sha: None,
-                created: false,
-                changed: false,
-                url: None,
-            });
+            return Ok(CommitResult::unchanged(&req.path, branch));
         }
         // Build the new tree in a private index, so the real index and work tree are untouched.
         let index = self

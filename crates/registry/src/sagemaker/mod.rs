@@ -26,6 +26,10 @@ use futures::{StreamExt, TryStreamExt};
 use mlops_aws::{AwsClient, AwsConfig, AwsError, Service};
 use serde_json::{Value, json};
 
+use crate::rules::{
+    alias_moves, check_approval_change, check_deletable, check_stage_change, check_unaliased,
+    no_approved_before, nothing_in_production,
+};
 use crate::{
     Actor, ApprovalStatus, ModelVersion, NewVersion, Registry, RegistryError, Rollback,
     SearchQuery, Stage,
@@ -464,26 +468,7 @@ impl Registry for SageMakerRegistry {
         let group = self.group(name).await?;
         let _guard = self.lock(name).await;
         let p = self.require_version(&group, version).await?;
-        if p.stage == stage {
-            return Err(RegistryError::Invalid(format!(
-                "`{name}` version {version} is already in stage {}",
-                stage.as_str()
-            )));
-        }
-        if matches!(stage, Stage::Staging | Stage::Production)
-            && p.approval == ApprovalStatus::Rejected
-        {
-            return Err(RegistryError::Invalid(format!(
-                "`{name}` version {version} was rejected; a rejected version cannot move to {}",
-                stage.as_str()
-            )));
-        }
-        if stage == Stage::Production && p.approval != ApprovalStatus::Approved {
-            return Err(RegistryError::Invalid(format!(
-                "`{name}` version {version} is {}; approve it (set_model_approval) before moving it to Production",
-                p.approval.as_str()
-            )));
-        }
+        check_stage_change(name, version, p.stage, p.approval, stage)?;
         self.update(&p, stage, p.approval, None).await?;
         audit(
             name,
@@ -510,17 +495,7 @@ impl Registry for SageMakerRegistry {
         let group = self.group(name).await?;
         let _guard = self.lock(name).await;
         let p = self.require_version(&group, version).await?;
-        if p.approval == status {
-            return Err(RegistryError::Invalid(format!(
-                "`{name}` version {version} is already {}",
-                status.as_str()
-            )));
-        }
-        if status == ApprovalStatus::Rejected && p.stage == Stage::Production {
-            return Err(RegistryError::Invalid(format!(
-                "`{name}` version {version} is in Production; roll back (rollback_model) or move it out of Production before rejecting it"
-            )));
-        }
+        check_approval_change(name, version, p.stage, p.approval, status)?;
         let description = approval_description(status, actor);
         self.update(&p, p.stage, status, Some(description)).await?;
         audit(
@@ -547,24 +522,16 @@ impl Registry for SageMakerRegistry {
         let _guard = self.lock(name).await;
         let p = self.require_version(&group, version).await?;
         let mut aliases = self.aliases(&group).await?;
-        match aliases.get(alias) {
-            Some(&v) if v == version => {}
-            Some(&v) if !reassign => {
-                return Err(RegistryError::Invalid(format!(
-                    "alias `{alias}` of `{name}` already points at version {v}; pass reassign: true to move it to version {version}"
-                )));
-            }
-            _ => {
-                // One AddTags both creates and moves an alias: AWS replaces a tag's value in place,
-                // so the alias never disappears in between.
-                let input = json!({
-                    "ResourceArn": group.arn,
-                    "Tags": [{ "Key": alias_tag_key(alias), "Value": version.to_string() }],
-                });
-                self.client.call("AddTags", input).await?;
-                tracing::info!(model = name, version, alias, "model alias set");
-                aliases.insert(alias.to_string(), version);
-            }
+        if alias_moves(name, alias, version, aliases.get(alias).copied(), reassign)? {
+            // One AddTags both creates and moves an alias: AWS replaces a tag's value in place, so
+            // the alias never disappears in between.
+            let input = json!({
+                "ResourceArn": group.arn,
+                "Tags": [{ "Key": alias_tag_key(alias), "Value": version.to_string() }],
+            });
+            self.client.call("AddTags", input).await?;
+            tracing::info!(model = name, version, alias, "model alias set");
+            aliases.insert(alias.to_string(), version);
         }
         Ok(to_version(name, p, &aliases))
     }
@@ -594,18 +561,13 @@ impl Registry for SageMakerRegistry {
             .newest_in_stage(&group, &summaries, Stage::Production)
             .await?
         else {
-            return Err(RegistryError::Invalid(format!(
-                "`{name}` has no version in Production to roll back from"
-            )));
+            return Err(nothing_in_production(name));
         };
         let Some(previous) = summaries
             .iter()
             .find(|s| s.version < current.version && s.approval == ApprovalStatus::Approved)
         else {
-            return Err(RegistryError::Invalid(format!(
-                "`{name}` has no approved version older than Production version {}; nothing was changed",
-                current.version
-            )));
+            return Err(no_approved_before(name, current.version));
         };
         let previous = self.require_version(&group, previous.version).await?;
         self.update(&previous, Stage::Production, previous.approval, None)
@@ -642,11 +604,7 @@ impl Registry for SageMakerRegistry {
         let group = self.group(name).await?;
         let _guard = self.lock(name).await;
         let p = self.require_version(&group, version).await?;
-        if p.stage == Stage::Production {
-            return Err(RegistryError::Invalid(format!(
-                "`{name}` version {version} is in Production; move it to Archived (or roll back) before deleting it"
-            )));
-        }
+        check_deletable(name, version, p.stage)?;
         let targets: Vec<String> = self
             .aliases(&group)
             .await?
@@ -654,12 +612,7 @@ impl Registry for SageMakerRegistry {
             .filter(|(_, v)| *v == version)
             .map(|(a, _)| a)
             .collect();
-        if !targets.is_empty() {
-            return Err(RegistryError::Invalid(format!(
-                "`{name}` version {version} is the target of alias {}; move or remove it first",
-                targets.join(", ")
-            )));
-        }
+        check_unaliased(name, version, &targets)?;
         self.client
             .call("DeleteModelPackage", json!({ "ModelPackageName": p.arn }))
             .await?;

@@ -16,8 +16,15 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row};
 
 use schema::{MIGRATIONS, SELECT_VERSION, from_row};
-use tx::{archive_production, current, in_transaction, lock_model, record, refuse, update_stage};
+use tx::{
+    Field, archive_production, current, in_transaction, lock_model, record, update_field,
+    update_stage,
+};
 
+use crate::rules::{
+    alias_moves, check_approval_change, check_deletable, check_stage_change, check_unaliased,
+    no_approved_before, nothing_in_production,
+};
 use crate::{
     Actor, ApprovalStatus, ModelVersion, NewVersion, Registry, RegistryError, Rollback,
     SearchQuery, Stage,
@@ -269,26 +276,7 @@ impl Registry for SqlRegistry {
         in_transaction!(self, "changing a stage", |tx| {
             lock_model(tx, name).await?;
             let (from, approval) = current(tx, name, version).await?;
-            if from == stage {
-                return refuse(format!(
-                    "`{name}` version {version} is already in stage {}",
-                    stage.as_str()
-                ));
-            }
-            if matches!(stage, Stage::Staging | Stage::Production)
-                && approval == ApprovalStatus::Rejected
-            {
-                return refuse(format!(
-                    "`{name}` version {version} was rejected; a rejected version cannot move to {}",
-                    stage.as_str()
-                ));
-            }
-            if stage == Stage::Production && approval != ApprovalStatus::Approved {
-                return refuse(format!(
-                    "`{name}` version {version} is {}; approve it (set_model_approval) before moving it to Production",
-                    approval.as_str()
-                ));
-            }
+            check_stage_change(name, version, from, approval, stage)?;
             if stage == Stage::Production && archive_existing {
                 archive_production(tx, name, version, actor).await?;
             }
@@ -307,34 +295,9 @@ impl Registry for SqlRegistry {
         in_transaction!(self, "changing an approval", |tx| {
             lock_model(tx, name).await?;
             let (stage, from) = current(tx, name, version).await?;
-            if from == status {
-                return refuse(format!(
-                    "`{name}` version {version} is already {}",
-                    status.as_str()
-                ));
-            }
-            if status == ApprovalStatus::Rejected && stage == Stage::Production {
-                return refuse(format!(
-                    "`{name}` version {version} is in Production; roll back (rollback_model) or move it out of Production before rejecting it"
-                ));
-            }
-            sqlx::query("UPDATE model_versions SET approval_status = $1, updated_at = $2 WHERE name = $3 AND version = $4")
-                    .bind(status.as_str())
-                    .bind(now())
-                    .bind(name)
-                    .bind(version)
-                    .execute(&mut **tx)
-                    .await?;
-            record(
-                tx,
-                name,
-                version,
-                "approval",
-                from.as_str(),
-                status.as_str(),
-                actor,
-            )
-            .await
+            check_approval_change(name, version, stage, from, status)?;
+            let (from, to) = (from.as_str(), status.as_str());
+            update_field(tx, name, version, Field::Approval, from, to, actor).await
         });
         self.get(name, version).await
     }
@@ -356,11 +319,10 @@ impl Registry for SqlRegistry {
             .bind(alias)
             .fetch_optional(&mut **tx)
             .await?;
+            if !alias_moves(name, alias, version, existing, reassign)? {
+                return Ok(());
+            }
             match existing {
-                Some(v) if v == version => Ok(()),
-                Some(v) if !reassign => refuse(format!(
-                    "alias `{alias}` of `{name}` already points at version {v}; pass reassign: true to move it to version {version}"
-                )),
                 Some(_) => {
                     sqlx::query("UPDATE model_aliases SET version = $1, updated_at = $2 WHERE name = $3 AND alias = $4")
                             .bind(version)
@@ -408,9 +370,7 @@ impl Registry for SqlRegistry {
             .fetch_one(&mut **tx)
             .await?;
             let Some(production) = production else {
-                return refuse(format!(
-                    "`{name}` has no version in Production to roll back from"
-                ));
+                return Err(nothing_in_production(name).into());
             };
             let previous: Option<i64> = sqlx::query_scalar(
                         "SELECT MAX(version) FROM model_versions WHERE name = $1 AND version < $2 AND approval_status = 'Approved'",
@@ -420,9 +380,7 @@ impl Registry for SqlRegistry {
                     .fetch_one(&mut **tx)
                     .await?;
             let Some(previous) = previous else {
-                return refuse(format!(
-                    "`{name}` has no approved version older than Production version {production}; nothing was changed"
-                ));
+                return Err(no_approved_before(name, production).into());
             };
             let (previous_stage, _) = current(tx, name, previous).await?;
             archive_production(tx, name, previous, actor).await?;
@@ -458,11 +416,7 @@ impl Registry for SqlRegistry {
         in_transaction!(self, "deleting a version", |tx| {
             lock_model(tx, name).await?;
             let (stage, _) = current(tx, name, version).await?;
-            if stage == Stage::Production {
-                return refuse(format!(
-                    "`{name}` version {version} is in Production; move it to Archived (or roll back) before deleting it"
-                ));
-            }
+            check_deletable(name, version, stage)?;
             let aliases: Vec<String> = sqlx::query_scalar(
                 "SELECT alias FROM model_aliases WHERE name = $1 AND version = $2",
             )
@@ -470,12 +424,7 @@ impl Registry for SqlRegistry {
             .bind(version)
             .fetch_all(&mut **tx)
             .await?;
-            if !aliases.is_empty() {
-                return refuse(format!(
-                    "`{name}` version {version} is the target of alias {}; move or remove it first",
-                    aliases.join(", ")
-                ));
-            }
+            check_unaliased(name, version, &aliases)?;
             for table in [
                 "model_version_metrics",
                 "model_version_tags",

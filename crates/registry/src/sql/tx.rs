@@ -36,12 +36,6 @@ impl From<RegistryError> for TxError {
     }
 }
 
-/// Ends a transaction body with a refusal: the change is not allowed, so it is rolled back and not
-/// retried.
-pub(super) fn refuse<T>(message: String) -> Result<T, TxError> {
-    Err(RegistryError::Invalid(message).into())
-}
-
 /// Runs `$body` in a transaction, retrying when a concurrent writer won a race (a version number
 /// taken, a serialization failure, a busy database). Evaluates to the body's value. Its helpers are
 /// named by full path so that a caller needs to import only the macro.
@@ -163,6 +157,54 @@ pub(super) async fn record(
     Ok(())
 }
 
+/// A part of a version's state whose every change is recorded in the model's history.
+#[derive(Clone, Copy)]
+pub(super) enum Field {
+    Stage,
+    Approval,
+}
+
+impl Field {
+    /// The column of `model_versions` that holds it.
+    fn column(self) -> &'static str {
+        match self {
+            Field::Stage => "stage",
+            Field::Approval => "approval_status",
+        }
+    }
+
+    /// The event its changes are recorded as.
+    fn event(self) -> &'static str {
+        match self {
+            Field::Stage => "stage",
+            Field::Approval => "approval",
+        }
+    }
+}
+
+/// Changes a version's `field` from `from` to `to`, recording the change.
+pub(super) async fn update_field(
+    tx: &mut Tx,
+    name: &str,
+    version: i64,
+    field: Field,
+    from: &str,
+    to: &str,
+    actor: &Actor,
+) -> Result<(), TxError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE model_versions SET {} = $1, updated_at = $2 WHERE name = $3 AND version = $4",
+        field.column()
+    )))
+    .bind(to)
+    .bind(now())
+    .bind(name)
+    .bind(version)
+    .execute(&mut **tx)
+    .await?;
+    record(tx, name, version, field.event(), from, to, actor).await
+}
+
 /// Moves a version to another stage, recording the move.
 pub(super) async fn update_stage(
     tx: &mut Tx,
@@ -172,25 +214,8 @@ pub(super) async fn update_stage(
     to: Stage,
     actor: &Actor,
 ) -> Result<(), TxError> {
-    sqlx::query(
-        "UPDATE model_versions SET stage = $1, updated_at = $2 WHERE name = $3 AND version = $4",
-    )
-    .bind(to.as_str())
-    .bind(now())
-    .bind(name)
-    .bind(version)
-    .execute(&mut **tx)
-    .await?;
-    record(
-        tx,
-        name,
-        version,
-        "stage",
-        from.as_str(),
-        to.as_str(),
-        actor,
-    )
-    .await
+    let (from, to) = (from.as_str(), to.as_str());
+    update_field(tx, name, version, Field::Stage, from, to, actor).await
 }
 
 /// Archives every Production version of `name` except `keep`.
