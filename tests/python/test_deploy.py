@@ -417,7 +417,7 @@ def test_image_commands_exist_in_the_cli():
     main = (ROOT / "crates/server/src/main.rs").read_text()
     assert re.search(r"\bServe\s*\{[^}]*\bhttp:\s*Option<", main, re.S), "serve --http"
     assert re.search(r"\bRunIssue\s*\{[^}]*\bfile:\s*PathBuf[^}]*\bauto_approve:\s*bool", main, re.S)
-    http = (ROOT / "crates/server/src/http.rs").read_text()
+    http = "".join(p.read_text() for p in (ROOT / "crates/server/src/http").glob("*.rs"))
     assert '.route("/healthz"' in http and "MLOPS_HTTP_TOKENS" in http
 
 

@@ -4,45 +4,14 @@ initialize, list the tools, and train a classifier with a progress callback.
 Run from the repository root after `cargo build` (the binary defaults to target/debug/mlops-mcp;
 set MLOPS_MCP_BIN to use another)."""
 import asyncio
-import os
-import pathlib
-import re
-import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
 import httpx2
+from conftest import generate, http_server
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BIN = os.environ.get("MLOPS_MCP_BIN", str(ROOT / "target" / "debug" / "mlops-mcp"))
 TOKEN = "python-sdk-token-0123456789abcdef"
-
-
-def announced_base(server: subprocess.Popen) -> str:
-    """The base URL the server prints once listening (`serve --http 127.0.0.1:0` picks the port
-    itself, so no other process can take it first)."""
-    line = server.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-    assert match, f"serve --http announced no address: {line!r} (exit {server.poll()})"
-    return f"http://127.0.0.1:{match.group(1)}"
-
-
-def wait_healthy(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        assert server.poll() is None, f"the server exited: {server.returncode}"
-        assert time.monotonic() < deadline, "/healthz did not answer in 60 s"
-        time.sleep(0.1)
 
 
 async def train_over_http(url: str) -> tuple:
@@ -74,23 +43,9 @@ async def train_over_http(url: str) -> tuple:
 
 def test_train_over_streamable_http_with_a_bearer_token():
     with tempfile.TemporaryDirectory() as home:
-        subprocess.run(
-            [BIN, "datasets", "generate", "classification", "--rows", "1500", "--out", f"{home}/datasets/train.csv"],
-            check=True,
-            env={**os.environ, "LOG_LEVEL": "WARN"},
-        )
-        env = {"MLOPS_HOME": home, "LOG_LEVEL": "WARN", "PATH": os.environ.get("PATH", ""), "MLOPS_HTTP_TOKENS": TOKEN}
-        server = subprocess.Popen(
-            [BIN, "serve", "--http", "127.0.0.1:0"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
-        )
-        try:
-            base = announced_base(server)
-            wait_healthy(base, server)
+        generate("classification", 1500, f"{home}/datasets/train.csv")
+        with http_server(home, {"MLOPS_HTTP_TOKENS": TOKEN}) as (base, _):
             unauthenticated, init, tools, train, progress = asyncio.run(train_over_http(f"{base}/mcp"))
-        finally:
-            server.terminate()
-            code = server.wait(timeout=30)
-        assert code == 0, f"exit code {code} after SIGTERM"
 
     assert unauthenticated.status_code == 401
     assert unauthenticated.headers["www-authenticate"].startswith("Bearer")

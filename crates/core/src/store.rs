@@ -426,6 +426,49 @@ impl ArtifactStore {
         Ok(keys)
     }
 
+    /// Moves an artifact to `to` (a rename on a local folder; a copy then a delete on S3), so a
+    /// result written under a temporary name appears whole under its own.
+    pub async fn rename(&self, from: &ArtifactRef, to: &ArtifactRef) -> Result<(), StoreError> {
+        if let Some(parent) = to.local_path.as_deref().and_then(FsPath::parent) {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        from.store
+            .rename(&from.path, &to.path)
+            .await
+            .map_err(|e| map_error(from, e))
+    }
+
+    /// Copies an artifact to a local file chunk by chunk (never holding it whole), for readers
+    /// that stream a table larger than memory.
+    pub async fn download_to(&self, r: &ArtifactRef, path: &FsPath) -> Result<(), StoreError> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let result = r.store.get(&r.path).await.map_err(|e| map_error(r, e))?;
+        let mut stream = result.into_stream();
+        let mut file = tokio::fs::File::create(path).await?;
+        while let Some(chunk) = stream.next().await {
+            file.write_all(&chunk.map_err(|e| map_error(r, e))?).await?;
+        }
+        file.flush().await?;
+        Ok(())
+    }
+
+    /// Deletes every artifact under the folder `prefix`, and on a local root the folder itself.
+    pub async fn delete_folder(&self, prefix: &str) -> Result<(), StoreError> {
+        for key in self.list(prefix, usize::MAX).await? {
+            self.delete(&self.key(&key)?).await?;
+        }
+        let folder = self.key(&format!("{}/.folder", prefix.trim_end_matches('/')))?;
+        if let Some(dir) = folder.local_path().and_then(FsPath::parent) {
+            match tokio::fs::remove_dir_all(dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes an artifact; a missing one is not an error.
     pub async fn delete(&self, r: &ArtifactRef) -> Result<(), StoreError> {
         match r.store.delete(&r.path).await {

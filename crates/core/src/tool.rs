@@ -347,6 +347,7 @@ const TOOLSET_ALIASES: &[(&str, &str)] = &[
     ("notify", "notification"),
     ("github", "github_integration"),
     ("workflow", "workflow"),
+    ("serve", "serving"),
 ];
 
 /// Maps each tool name to its capability and calls it. Built once; cheap to share.
@@ -468,6 +469,24 @@ impl ToolRouter {
     }
 
     /// Calls a tool by name. Logs the call (arguments masked), its duration and outcome.
+    /// As [`ToolRouter::call`], without the log lines and the metrics: for a server's own
+    /// frequent background reads (serving follows the registry twice a second), which would
+    /// otherwise drown the calls people and agents make.
+    pub async fn call_quietly(
+        &self,
+        name: &str,
+        arguments: Value,
+        ctx: ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let Some(entry) = self.tools.get(name) else {
+            return Err(ToolError::NotFound {
+                name: name.into(),
+                suggestion: self.closest(name),
+            });
+        };
+        (entry.tool.handler)(arguments, ctx).await
+    }
+
     pub async fn call(
         &self,
         name: &str,
@@ -561,24 +580,11 @@ mod tests {
             spec.input_schema["properties"]["text"]["description"],
             "Text to echo."
         );
-        let out = router
-            .call(
-                "echo",
-                serde_json::json!({"text": "hi"}),
-                ToolContext::default(),
-            )
-            .await
-            .unwrap();
+        let echo = |arguments| router.call("echo", arguments, ToolContext::default());
+        let out = echo(serde_json::json!({"text": "hi"})).await.unwrap();
         assert_eq!(out.structured["text"], "hi");
         assert_eq!(out.text, "hi");
-        let err = router
-            .call(
-                "echo",
-                serde_json::json!({"txt": "hi"}),
-                ToolContext::default(),
-            )
-            .await
-            .unwrap_err();
+        let err = echo(serde_json::json!({"txt": "hi"})).await.unwrap_err();
         assert!(
             matches!(err, ToolError::Validation(_)) && err.to_string().contains("txt"),
             "{err}"

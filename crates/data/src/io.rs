@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::DataError;
 
 /// The rows a CSV reader looks at to infer column types.
-const INFER_SCHEMA_ROWS: usize = 10_000;
+pub(crate) const INFER_SCHEMA_ROWS: usize = 10_000;
 
 /// A table file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

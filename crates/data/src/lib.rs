@@ -7,6 +7,7 @@
 //! re-applied identically at evaluation and inference time.
 
 mod capability;
+mod chunks;
 mod error;
 mod features;
 mod io;
@@ -19,8 +20,9 @@ mod synthetic;
 mod validate;
 
 pub use capability::DataCapability;
+pub use chunks::TableChunks;
 pub use error::DataError;
 pub use io::{TableFormat, encode, read_table, require_rows, write_table};
-pub use pipeline::{FittedPipeline, PreprocessOptions, TargetSpec, TaskType};
+pub use pipeline::{FittedPipeline, PreprocessOptions, RecordsInput, TargetSpec, TaskType};
 pub use prepared::{load_model_input, load_pipeline, pipeline_beside, to_model_input};
 pub use synthetic::{SyntheticKind, generate as generate_dataset};

@@ -136,6 +136,16 @@ pub struct DroppedColumn {
     pub reason: String,
 }
 
+/// Rows put through a pipeline by [`FittedPipeline::transform_records`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordsInput {
+    pub rows: usize,
+    /// Column-major features, in the pipeline's `feature_names` order.
+    pub data: Vec<f64>,
+    /// Per text column, the values training never saw.
+    pub unseen: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 /// A pipeline fitted on training data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FittedPipeline {
@@ -369,6 +379,173 @@ impl FittedPipeline {
     }
 
     /// A stable fingerprint: data processed by one pipeline is recognised by another copy of it.
+    /// The model input of rows given as JSON objects (raw columns by name), without building a
+    /// data frame: the same arithmetic as [`FittedPipeline::transform`], so both give the same
+    /// numbers. Returns the features column-major (`data[feature * rows + row]`) and, per text
+    /// column, the values training never saw (encoded as the pipeline's rule says: all zeros for
+    /// one-hot, -1 for ordinal). A column no row has is an error naming every such column; a
+    /// column some rows lack, or `null`, is a missing value and gets the fitted fill.
+    pub fn transform_records(
+        &self,
+        records: &[serde_json::Map<String, serde_json::Value>],
+    ) -> Result<RecordsInput, DataError> {
+        use serde_json::Value;
+        let missing: Vec<&str> = self
+            .input_columns()
+            .into_iter()
+            .filter(|c| !records.iter().any(|r| r.contains_key(*c)))
+            .collect();
+        if !missing.is_empty() {
+            return Err(DataError::invalid(format!(
+                "the rows lack columns the model's pipeline was fitted on: {}",
+                missing.join(", ")
+            )));
+        }
+        let rows = records.len();
+        let mut data = Vec::with_capacity(rows * self.feature_names.len());
+        for n in &self.numeric {
+            for (i, r) in records.iter().enumerate() {
+                let x = match r.get(&n.column).unwrap_or(&Value::Null) {
+                    Value::Null => n.fill,
+                    Value::Number(v) => v.as_f64().unwrap_or(n.fill),
+                    Value::Bool(b) => f64::from(u8::from(*b)),
+                    Value::String(t) => match t.trim().parse::<f64>() {
+                        Ok(v) if v.is_finite() => v,
+                        Ok(_) => n.fill,
+                        Err(_) => {
+                            return Err(DataError::invalid(format!(
+                                "row {i}: column `{}` takes numbers, not `{t}`",
+                                n.column
+                            )));
+                        }
+                    },
+                    other => {
+                        return Err(DataError::invalid(format!(
+                            "row {i}: column `{}` takes numbers, not {other}",
+                            n.column
+                        )));
+                    }
+                };
+                // As polars divides a column by a number: by multiplying with its reciprocal, so
+                // rows and tables give bit-identical features.
+                data.push((x - n.center) * (1.0 / n.scale));
+            }
+        }
+        let mut unseen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for c in &self.categorical {
+            let values: Vec<String> = records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| match r.get(&c.column).unwrap_or(&Value::Null) {
+                    Value::Null => Ok(c.fill.clone()),
+                    Value::String(t) => Ok(t.clone()),
+                    Value::Number(v) => Ok(v.to_string()),
+                    Value::Bool(b) => Ok(b.to_string()),
+                    other => Err(DataError::invalid(format!(
+                        "row {i}: column `{}` takes text, not {other}",
+                        c.column
+                    ))),
+                })
+                .collect::<Result<_, _>>()?;
+            let index = |v: &str| c.categories.iter().position(|c| c == v);
+            for v in &values {
+                if index(v).is_none() {
+                    unseen
+                        .entry(c.column.clone())
+                        .or_default()
+                        .insert(v.clone());
+                }
+            }
+            match c.encoding {
+                Encoding::OneHot => {
+                    for (k, _) in c.categories.iter().enumerate() {
+                        data.extend(values.iter().map(
+                            |v| {
+                                if index(v) == Some(k) { 1.0 } else { 0.0 }
+                            },
+                        ));
+                    }
+                }
+                Encoding::Ordinal => {
+                    data.extend(values.iter().map(|v| index(v).map_or(-1.0, |i| i as f64)));
+                }
+            }
+        }
+        Ok(RecordsInput {
+            rows,
+            data,
+            unseen: unseen
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
+                .collect(),
+        })
+    }
+
+    /// Checks raw data before it is put through the pipeline: every input column present (all
+    /// missing ones named at once), and text in a numeric column only where it reads as a number
+    /// (the transform would otherwise turn it into a missing value without a word). Returns, per
+    /// text column, the values training never saw (at most 20 each).
+    pub fn inspect(
+        &self,
+        df: &DataFrame,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, DataError> {
+        let missing: Vec<&str> = self
+            .input_columns()
+            .into_iter()
+            .filter(|c| !df.schema().contains(c))
+            .collect();
+        if !missing.is_empty() {
+            return Err(DataError::invalid(format!(
+                "the data lacks columns the model's pipeline was fitted on: {}",
+                missing.join(", ")
+            )));
+        }
+        for n in &self.numeric {
+            let c = df.column(&n.column)?;
+            if is_numeric(c.dtype()) || c.dtype() == &DataType::Boolean {
+                continue;
+            }
+            let text = c.cast(&DataType::String)?;
+            if let Some(bad) = text
+                .str()?
+                .iter()
+                .flatten()
+                .find(|v| v.trim().parse::<f64>().is_err())
+            {
+                return Err(DataError::invalid(format!(
+                    "column `{}` takes numbers, but holds `{bad}`",
+                    n.column
+                )));
+            }
+        }
+        let mut unseen = std::collections::BTreeMap::new();
+        for c in &self.categorical {
+            let values = df.column(&c.column)?.cast(&DataType::String)?;
+            let mut new: Vec<String> = Vec::new();
+            for v in values.str()?.iter().flatten() {
+                if new.len() >= 20 {
+                    break;
+                }
+                if !c.categories.iter().any(|k| k == v) && !new.iter().any(|n| n == v) {
+                    new.push(v.to_string());
+                }
+            }
+            if !new.is_empty() {
+                unseen.insert(c.column.clone(), new);
+            }
+        }
+        Ok(unseen)
+    }
+
+    /// How a text value training never saw is encoded, in words (for replies that mention it).
+    pub fn unseen_rule(&self) -> &'static str {
+        match self.options.encoding {
+            Encoding::OneHot => "encoded as all zeros in the one-hot columns (the pipeline's rule)",
+            Encoding::Ordinal => "encoded as -1 (the pipeline's rule)",
+        }
+    }
+
     pub fn fingerprint(&self) -> String {
         mlops_core::sha256_hex(&serde_json::to_vec(self).unwrap_or_default())
     }
@@ -575,5 +752,54 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("age"), "{e}");
+    }
+
+    #[test]
+    fn records_give_the_frame_transform_numbers() {
+        let df = frame();
+        for encoding in [Encoding::OneHot, Encoding::Ordinal] {
+            let options = PreprocessOptions {
+                encoding,
+                ..Default::default()
+            };
+            let p = FittedPipeline::fit(&df, Some(("label", TaskType::Classification)), &options)
+                .unwrap();
+            let rows = serde_json::json!([
+                {"age": 20.0, "color": "red", "id": "a"},
+                {"age": null, "color": "blue"},
+                {"color": null, "age": "41.5"},
+                {"age": 30, "color": "green"}
+            ]);
+            let records: Vec<_> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_object().unwrap().clone())
+                .collect();
+            let out = p.transform_records(&records).unwrap();
+            let frame = df! {
+                "age" => [Some(20.0), None, Some(41.5), Some(30.0)],
+                "color" => [Some("red"), Some("blue"), None, Some("green")],
+                "id" => [Some("a"), None, None, None],
+            }
+            .unwrap();
+            let expected = p.transform(&frame).unwrap();
+            let mut want = Vec::new();
+            for name in &p.feature_names {
+                let c = expected
+                    .column(name)
+                    .unwrap()
+                    .cast(&DataType::Float64)
+                    .unwrap();
+                want.extend(c.f64().unwrap().into_no_null_iter());
+            }
+            assert_eq!(out.data, want, "{encoding:?}");
+            assert_eq!(out.unseen["color"], vec!["green".to_string()]);
+        }
+        let e = FittedPipeline::fit(&frame(), None, &PreprocessOptions::default())
+            .unwrap()
+            .transform_records(&[serde_json::Map::new()])
+            .unwrap_err();
+        assert!(e.to_string().contains("age, label, color, id"), "{e}");
     }
 }

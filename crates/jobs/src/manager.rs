@@ -21,6 +21,10 @@ impl JobTable {
         jobs: "training_jobs",
         migrations: "training_migrations",
     };
+    pub const BATCH_PREDICTION: JobTable = JobTable {
+        jobs: "batch_prediction_jobs",
+        migrations: "batch_prediction_migrations",
+    };
 }
 
 /// All jobs of this server process, and the database record of every job.

@@ -35,7 +35,8 @@ pub use control::FitControl;
 pub use error::MlError;
 pub use history::{HISTORY_BLOB, MetricPoint, saved_history};
 pub use matrix::{Matrix, class_indices, numeric_target};
-pub use model::TrainedModel;
+pub use mlops_nn::mlp::argmax;
+pub use model::{Anomaly, Prediction, TrainedModel};
 pub use neural::transitions;
 pub use params::{
     AutoencoderParams, AutoencoderSettings, DbscanParams, KMeansParams, KMeansSettings,

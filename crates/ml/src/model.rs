@@ -18,6 +18,33 @@ const FOREST_BLOB: &str = "forest.json";
 /// The blob of every other model kind: its fitted parameters as JSON.
 pub const MODEL_BLOB: &str = "model.json";
 
+/// What a model says about a batch of rows, by the model's kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    /// Classifiers: row-major `rows × classes` probabilities, classes in the manifest's order.
+    Probabilities(Vec<f64>),
+    /// Regressors.
+    Values(Vec<f64>),
+    /// Clustering models: each row's cluster (-1 for DBSCAN noise), and for an autoencoder each
+    /// row's anomaly score.
+    Clusters {
+        ids: Vec<i64>,
+        anomaly: Option<Anomaly>,
+    },
+    /// PCA: row-major `rows × width` components.
+    Components { width: usize, values: Vec<f64> },
+    /// Reinforcement-learning policies: the greedy action for each observation row.
+    Actions(Vec<usize>),
+}
+
+/// An autoencoder's anomaly scores (reconstruction errors) and the score above which a row is
+/// an anomaly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anomaly {
+    pub scores: Vec<f64>,
+    pub threshold: f64,
+}
+
 /// A model the server can train, store, load and run.
 pub enum TrainedModel {
     RandomForest(Forest),
@@ -208,6 +235,54 @@ impl TrainedModel {
                 self.algorithm()
             ))),
         }
+    }
+
+    /// What the model says about each row of `x`, whatever its kind: class probabilities, values,
+    /// clusters (with anomaly scores for an autoencoder), projected components or greedy actions.
+    pub fn predict(&self, x: &Matrix) -> Result<Prediction, MlError> {
+        self.check_width(x)?;
+        Ok(match self {
+            TrainedModel::RandomForest(f) if f.classification => {
+                Prediction::Probabilities(self.predict_proba(x)?)
+            }
+            TrainedModel::Gbdt(m) if m.classification => {
+                Prediction::Probabilities(self.predict_proba(x)?)
+            }
+            TrainedModel::Linear(m) if m.is_classifier() => {
+                Prediction::Probabilities(self.predict_proba(x)?)
+            }
+            TrainedModel::NeuralNetwork(m) if m.spec().task == Task::Classification => {
+                Prediction::Probabilities(self.predict_proba(x)?)
+            }
+            TrainedModel::RandomForest(_)
+            | TrainedModel::Gbdt(_)
+            | TrainedModel::Linear(_)
+            | TrainedModel::NeuralNetwork(_) => Prediction::Values(self.predict_values(x)?),
+            TrainedModel::KMeans(_) | TrainedModel::Dbscan(_) => Prediction::Clusters {
+                ids: self.predict_clusters(x)?,
+                anomaly: None,
+            },
+            TrainedModel::Autoencoder(a) => Prediction::Clusters {
+                ids: a.predict(x)?,
+                anomaly: Some(Anomaly {
+                    scores: a.network.reconstruction_errors(&row_major(x), x.rows)?,
+                    threshold: a.threshold,
+                }),
+            },
+            TrainedModel::Pca(p) => Prediction::Components {
+                width: p.components.len(),
+                values: p.transform(x),
+            },
+            TrainedModel::Policy(p) => {
+                let rows = row_major(x);
+                let actions = rows
+                    .chunks(x.cols.max(1))
+                    .take(x.rows)
+                    .map(|observation| p.act(observation))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Prediction::Actions(actions)
+            }
+        })
     }
 
     /// Feature importances, summing to 1, when the model has them.

@@ -13,6 +13,7 @@ use mlops_eval::EvaluationCapability;
 use mlops_github::{GithubCapability, GithubConfig, Repository, repository_from_config};
 use mlops_notify::{Notifier, NotifyCapability, NotifyConfig, Outbox};
 use mlops_registry::{Registry, RegistryCapability, SageMakerRegistry, SqlRegistry};
+use mlops_serve::{Endpoint, PredictionLog, ServingCapability};
 use mlops_train::{Backend, JobManager, JobTable, TrainingCapability};
 use mlops_workflow::{EngineConfig, WorkflowCapability, WorkflowEngine, WorkflowStore};
 
@@ -46,6 +47,8 @@ pub struct App {
     pub workflows: Arc<WorkflowEngine>,
     /// The one database (registry, jobs, outbox, workflows), for status queries such as /metrics.
     pub db: sqlx::AnyPool,
+    /// What answers predictions: the `predict` tool, batch jobs and the HTTP inference routes.
+    pub serving: Arc<Endpoint>,
 }
 
 impl App {
@@ -118,6 +121,10 @@ impl App {
         } else {
             Arc::new(registry)
         };
+        let serving = serving_endpoint(&store, &db).await?;
+        let batch_jobs = JobManager::with_database(db.clone(), JobTable::BATCH_PREDICTION)
+            .await
+            .context("opening the batch prediction job records")?;
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
             TrainingCapability::with_backend(store.clone(), jobs, training_backend),
@@ -126,10 +133,13 @@ impl App {
             NotifyCapability::new(notifier.clone()),
             GithubCapability::new(repository.clone()),
             WorkflowCapability::new(workflows.clone()),
+            ServingCapability::new(serving.clone(), store.clone(), batch_jobs),
         ];
         let router = ToolRouter::new(&capabilities)?;
         // The engine calls every other tool through the same router as clients do.
         workflows.attach(router.clone());
+        // Serving asks the registry which version answers through its tool, as a client would.
+        serving.attach(router.clone());
         let exposed = router
             .restricted(config.toolsets.as_deref(), config.read_only)
             .map_err(anyhow::Error::msg)
@@ -144,6 +154,7 @@ impl App {
             github,
             workflows,
             db,
+            serving,
         })
     }
 
@@ -222,4 +233,37 @@ fn engine_config() -> anyhow::Result<EngineConfig> {
         config.lease = std::time::Duration::from_secs_f64(secs);
     }
     Ok(config)
+}
+
+/// The serving endpoint: the model cache (`MLOPS_SERVING_CACHE_MB`) and the prediction log
+/// (flushed every `MLOPS_PREDICTION_LOG_FLUSH_SECONDS`).
+async fn serving_endpoint(
+    store: &ArtifactStore,
+    db: &sqlx::AnyPool,
+) -> anyhow::Result<Arc<Endpoint>> {
+    let number = |name: &str, default: f64| -> anyhow::Result<f64> {
+        match std::env::var(name) {
+            Ok(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| *n > 0.0 && n.is_finite())
+                .with_context(|| format!("{name} must be a positive number, got `{v}`")),
+            Err(_) => Ok(default),
+        }
+    };
+    let cache_mb = number(
+        "MLOPS_SERVING_CACHE_MB",
+        mlops_serve::DEFAULT_CACHE_MB as f64,
+    )?;
+    let flush = number("MLOPS_PREDICTION_LOG_FLUSH_SECONDS", 5.0)?;
+    let log = PredictionLog::open(
+        db.clone(),
+        store.clone(),
+        Default::default(),
+        std::time::Duration::from_secs_f64(flush),
+    )
+    .await
+    .context("opening the prediction log settings")?;
+    Ok(Endpoint::new(store.clone(), cache_mb as u64, log))
 }

@@ -66,6 +66,17 @@ const CRATES: &[(&str, Layer, &[&str])] = &[
     ("mlops-notify", Capability, &["mlops-core", "mlops-db"]),
     ("mlops-github", Capability, &["mlops-core", "mlops-request"]),
     (
+        "mlops-serve",
+        Capability,
+        &[
+            "mlops-core",
+            "mlops-db",
+            "mlops-data",
+            "mlops-ml",
+            "mlops-jobs",
+        ],
+    ),
+    (
         "mlops-workflow",
         Capability,
         &["mlops-core", "mlops-db", "mlops-request"],

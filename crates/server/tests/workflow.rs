@@ -34,11 +34,15 @@ fn quick(extra: Value) -> Value {
     t
 }
 
-async fn start(s: &Server, body: String, timing: Value) -> String {
+/// Starts a workflow from issue text and waits until it stops running; returns its id and its
+/// status report then.
+async fn run(s: &Server, body: String, timing: Value) -> (String, Value) {
     let r = s
         .ok("start_workflow", json!({"body": body, "timing": timing}))
         .await;
-    r["id"].as_str().unwrap().to_string()
+    let id = r["id"].as_str().unwrap().to_string();
+    let report = settle(&s.client, &id, 120).await;
+    (id, report)
 }
 
 /// Polls until the execution leaves `running` (or `until` says so); returns its status report.
@@ -78,6 +82,29 @@ fn states(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The token of the approval an execution waits for.
+fn task_token(report: &Value) -> String {
+    report["context"]["task_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Why an execution ended as it did.
+fn reason(report: &Value) -> &str {
+    report["context"]["reason"].as_str().unwrap()
+}
+
+/// The attempts of one state, in order.
+fn attempts<'a>(report: &'a Value, state: &str) -> Vec<&'a Value> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == state)
+        .collect()
+}
+
 fn history_files(s: &Server) -> Vec<String> {
     let dir = s.path("history-repo/training_history");
     let mut files: Vec<String> = std::fs::read_dir(dir)
@@ -110,7 +137,7 @@ async fn passing_run_and_approved_retry() {
     s.generate("classification", 3000, "datasets/c.csv");
 
     // A run that passes: registered in Production, history committed, success notified.
-    let id = start(
+    let (id, done) = run(
         &s,
         issue(
             "wf-pass",
@@ -122,7 +149,6 @@ async fn passing_run_and_approved_retry() {
         quick(json!({})),
     )
     .await;
-    let done = settle(&s.client, &id, 120).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(
         states(&done),
@@ -149,10 +175,14 @@ async fn passing_run_and_approved_retry() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&log.stdout).contains(&id));
-    assert!(outbox(&s).contains("Training succeeded: wf-pass"));
+    let sent = outbox(&s);
+    assert!(sent.contains("Training succeeded: wf-pass"));
+    // Where the new Production version answers, and what it says about a row.
+    assert!(sent.contains("/v2/models/wf-pass/infer"), "{sent}");
+    assert!(sent.contains("Sample prediction: label "), "{sent}");
 
     // A run that fails its threshold, is approved with stronger settings, and passes.
-    let id = start(
+    let (id, waiting) = run(
         &s,
         issue(
             "wf-retry",
@@ -164,13 +194,9 @@ async fn passing_run_and_approved_retry() {
         quick(json!({})),
     )
     .await;
-    let waiting = settle(&s.client, &id, 120).await;
     assert_eq!(waiting["status"], "waiting", "{waiting}");
     assert_eq!(waiting["state"], "WaitForOperatorInput");
-    let token = waiting["context"]["task_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = task_token(&waiting);
     assert!(
         outbox(&s).contains(&token),
         "the approval request names the token"
@@ -204,13 +230,7 @@ async fn passing_run_and_approved_retry() {
     let done = settle(&s.client, &id, 120).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["context"]["retry_count"], 1);
-    let trained: Vec<&Value> = done["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["state"] == "TrainModel")
-        .collect();
-    assert_eq!(trained.len(), 2);
+    assert_eq!(attempts(&done, "TrainModel").len(), 2);
     assert_eq!(production(&s, "wf-retry").await, 1);
     assert_eq!(history_files(&s).len(), 2);
     let listed = s.ok("list_workflows", json!({"status": "succeeded"})).await;
@@ -224,21 +244,20 @@ async fn failures_end_in_rollback_and_notification() {
     let weak = json!({"n_estimators": 1, "max_depth": 1});
 
     // Production v1 from a passing run, then a run that exhausts its retry: Production stays v1.
-    let id = start(
+    let (_, done) = run(
         &s,
         issue("wf-roll", "xgboost", json!({"n_estimators": 40}), 0.85, 1),
         quick(json!({})),
     )
     .await;
-    assert_eq!(settle(&s.client, &id, 120).await["status"], "succeeded");
-    let id = start(
+    assert_eq!(done["status"], "succeeded");
+    let (id, waiting) = run(
         &s,
         issue("wf-roll", "random_forest", weak.clone(), 0.95, 1),
         quick(json!({})),
     )
     .await;
-    let waiting = settle(&s.client, &id, 120).await;
-    let token = waiting["context"]["task_token"].as_str().unwrap();
+    let token = task_token(&waiting);
     s.ok(
         "approve_workflow_step",
         json!({"task_token": token, "decision": "approve"}),
@@ -257,12 +276,7 @@ async fn failures_end_in_rollback_and_notification() {
             "NotifyFailure:succeeded"
         ]
     );
-    assert!(
-        failed["context"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("after 1 retries")
-    );
+    assert!(reason(&failed).contains("after 1 retries"));
     assert_eq!(production(&s, "wf-roll").await, 1);
     let versions = s
         .ok("list_model_versions", json!({"model_name": "wf-roll"}))
@@ -271,17 +285,13 @@ async fn failures_end_in_rollback_and_notification() {
     assert!(outbox(&s).contains("Training failed: wf-roll"));
 
     // Rejected, then a timed-out approval: both end failed, and the tokens stop working.
-    let id = start(
+    let (id, waiting) = run(
         &s,
         issue("wf-reject", "random_forest", weak.clone(), 0.95, 2),
         quick(json!({})),
     )
     .await;
-    let waiting = settle(&s.client, &id, 120).await;
-    let token = waiting["context"]["task_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = task_token(&waiting);
     s.ok(
         "approve_workflow_step",
         json!({"task_token": token, "decision": "reject", "comment": "data looks wrong"}),
@@ -289,31 +299,17 @@ async fn failures_end_in_rollback_and_notification() {
     .await;
     let failed = settle(&s.client, &id, 120).await;
     assert_eq!(failed["status"], "failed");
-    assert!(
-        failed["context"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("rejected the retry: data looks wrong")
-    );
-    let id = start(
+    assert!(reason(&failed).contains("rejected the retry: data looks wrong"));
+    let (id, waiting) = run(
         &s,
         issue("wf-timeout", "random_forest", weak, 0.95, 2),
         quick(json!({"WaitForOperatorInput": 300})),
     )
     .await;
-    let waiting = settle(&s.client, &id, 120).await;
-    let token = waiting["context"]["task_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = task_token(&waiting);
     let failed = settle_after_wait(&s, &id).await;
     assert_eq!(failed["status"], "failed", "{failed}");
-    assert!(
-        failed["context"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("did not answer")
-    );
+    assert!(reason(&failed).contains("did not answer"));
     let late = s
         .call(
             "approve_workflow_step",
@@ -329,8 +325,7 @@ async fn failures_end_in_rollback_and_notification() {
     // An error in PrepareData: retried 3 times, then ErrorHandler → NotifyFailure.
     let body = issue("wf-error", "xgboost", json!({}), 0.5, 1)
         .replace("datasets/c.csv", "datasets/missing.csv");
-    let id = start(&s, body, quick(json!({}))).await;
-    let failed = settle(&s.client, &id, 120).await;
+    let (_, failed) = run(&s, body, quick(json!({}))).await;
     assert_eq!(failed["status"], "failed");
     assert_eq!(
         states(&failed),
@@ -351,7 +346,7 @@ async fn failures_end_in_rollback_and_notification() {
     assert!(outbox(&s).contains("Workflow error in PrepareData"));
 
     // A per-state timeout: TrainModel stopped twice (one retry), then the failure path.
-    let id = start(
+    let (_, failed) = run(
         &s,
         issue(
             "wf-slow",
@@ -363,14 +358,8 @@ async fn failures_end_in_rollback_and_notification() {
         quick(json!({"TrainModel": 300})),
     )
     .await;
-    let failed = settle(&s.client, &id, 120).await;
     assert_eq!(failed["status"], "failed", "{failed}");
-    let train: Vec<&Value> = failed["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["state"] == "TrainModel")
-        .collect();
+    let train = attempts(&failed, "TrainModel");
     assert_eq!(train.len(), 2);
     assert!(
         train[1]["error"]
@@ -493,19 +482,7 @@ async fn killed_during_training_completes_once_after_restart() {
     let home = tempfile::tempdir().unwrap();
     let env = [("MLOPS_WORKFLOW_LEASE_SECONDS", "1")];
     let (a, pid) = Server::spawn(home.path(), &env).await;
-    let generated = std::process::Command::new(common::BIN)
-        .args([
-            "datasets",
-            "generate",
-            "classification",
-            "--rows",
-            "4000",
-            "--out",
-        ])
-        .arg(home.path().join("datasets/c.csv"))
-        .output()
-        .unwrap();
-    assert!(generated.status.success());
+    common::generate("classification", 4000, &home.path().join("datasets/c.csv"));
     let r = common::call(
         &a,
         "start_workflow",
@@ -544,14 +521,9 @@ async fn killed_during_training_completes_once_after_restart() {
         .unwrap()
         .count();
     assert_eq!(history, 1, "one history file");
-    let train_attempts = done["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["state"] == "TrainModel")
-        .count();
     assert_eq!(
-        train_attempts, 2,
+        attempts(&done, "TrainModel").len(),
+        2,
         "the killed attempt is recorded, then the resumed one"
     );
 }
@@ -605,19 +577,7 @@ async fn two_servers_share_one_postgres_queue() {
     ];
     let a = Server::connect_with(home.path(), &env).await;
     let b = Server::connect_with(home.path(), &env).await;
-    let generated = std::process::Command::new(common::BIN)
-        .args([
-            "datasets",
-            "generate",
-            "classification",
-            "--rows",
-            "600",
-            "--out",
-        ])
-        .arg(home.path().join("datasets/c.csv"))
-        .output()
-        .unwrap();
-    assert!(generated.status.success());
+    common::generate("classification", 600, &home.path().join("datasets/c.csv"));
     let mut ids = Vec::new();
     for i in 0..20 {
         let client = if i % 2 == 0 { &a } else { &b };

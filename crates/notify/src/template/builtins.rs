@@ -22,10 +22,18 @@ macro_rules! summary_tail {
 pub(super) const BUILTINS: [(&str, &str, &str); 4] = [
     (
         "success",
-        "Training succeeded and the model was registered. Needs `model_name`; optional: version, metric, threshold, summary, metrics, links, issue_number, execution_id.",
+        "Training succeeded and the model was registered. Needs `model_name`; optional: version, metric, threshold, endpoint, sample_prediction, summary, metrics, links, issue_number, execution_id.",
         concat!(
             r#"{% block title %}✅ Training succeeded: {{ model_name }}{% if version is defined %} v{{ version }}{% endif %}{% endblock %}
-{% block summary %}Model **{{ model_name }}**{% if version is defined %} version {{ version }}{% endif %} passed evaluation{% if metric is defined and threshold is defined %} ({{ metric }} ≥ {{ threshold }}){% endif %} and was registered."#,
+{% block summary %}Model **{{ model_name }}**{% if version is defined %} version {{ version }}{% endif %} passed evaluation{% if metric is defined and threshold is defined %} ({{ metric }} ≥ {{ threshold }}){% endif %} and was registered.
+{%- if endpoint is defined %}
+
+It answers predictions at `{{ endpoint }}` (Open Inference Protocol v2; MLflow scoring at `/v1/models/{{ model_name }}/invocations`).
+{%- endif %}
+{%- if sample_prediction is defined %}
+
+Sample prediction: {{ sample_prediction }}.
+{%- endif %}"#,
             summary_tail!()
         ),
     ),

@@ -91,6 +91,9 @@ fn routes(
     });
     let mcp = Router::new()
         .nest_service(MCP_PATH, mcp)
+        .layer(middleware::from_fn_with_state(guard.clone(), guard_mcp));
+    // Online inference stands behind the same tokens, limits and Origin checks as MCP.
+    let inference = mlops_serve::inference_routes(app.serving.clone())
         .layer(middleware::from_fn_with_state(guard, guard_mcp));
     let ready = Ready {
         workflows: app.workflows.clone(),
@@ -104,9 +107,11 @@ fn routes(
             get(metrics).with_state(MetricsSource {
                 router: app.router.clone(),
                 db: app.db.clone(),
+                serving: app.serving.clone(),
             }),
         )
-        .merge(mcp);
+        .merge(mcp)
+        .merge(inference);
     let mut events = None;
     if let Some(secret) = app
         .github

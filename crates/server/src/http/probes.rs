@@ -24,6 +24,7 @@ pub(super) async fn healthz() -> &'static str {
 pub(super) struct MetricsSource {
     pub(super) router: ToolRouter,
     pub(super) db: sqlx::AnyPool,
+    pub(super) serving: Arc<mlops_serve::Endpoint>,
 }
 
 /// Prometheus text: tool calls and latencies, and (from the shared database, so every instance
@@ -31,6 +32,8 @@ pub(super) struct MetricsSource {
 pub(super) async fn metrics(State(source): State<MetricsSource>) -> Response {
     let mut text = String::new();
     source.router.metrics().render(&mut text);
+    let (loaded, evicted) = source.serving.cache_stats();
+    source.serving.metrics.render(loaded, evicted, &mut text);
     let gauges = [
         (
             "mlops_workflow_executions",

@@ -51,23 +51,7 @@ impl Server {
 
     /// As [`Server::connect_with`], also returning the server's process id (to kill it).
     pub async fn spawn(home: &Path, env: &[(&str, &str)]) -> (RunningService<RoleClient, ()>, u32) {
-        let home = home.to_path_buf();
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let (transport, _) =
-            TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|cmd| {
-                cmd.arg("serve")
-                    .env_clear()
-                    .env("MLOPS_HOME", &home)
-                    .env("LOG_LEVEL", "WARN")
-                    .env("PATH", std::env::var("PATH").unwrap_or_default())
-                    .envs(env);
-            }))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let transport = server_process(home, env);
         let pid = transport.id().expect("the server process has an id");
         (().serve(transport).await.unwrap(), pid)
     }
@@ -113,19 +97,51 @@ impl Server {
     pub fn generate(&self, kind: &str, rows: usize, rel: &str) {
         generate(kind, rows, &self.path(rel));
     }
+
+    /// Splits a data set into train, validation and test sets, reproducibly from `seed`; returns
+    /// the tool's report (each part's `uri` and row count).
+    pub async fn split(&self, uri: &str, seed: u64) -> Value {
+        self.ok(
+            "split_dataset",
+            serde_json::json!({"dataset_uri": uri, "seed": seed}),
+        )
+        .await
+    }
+}
+
+/// A `mlops-mcp serve` process on `home`, with only `env` (and PATH) in its environment and
+/// warnings only in its log, as the stdio transport for whichever client a test needs.
+pub fn server_process(home: &Path, env: &[(&str, &str)]) -> TokioChildProcess {
+    let home = home.to_path_buf();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (transport, _) =
+        TokioChildProcess::builder(tokio::process::Command::new(BIN).configure(|cmd| {
+            cmd.arg("serve")
+                .env_clear()
+                .env("MLOPS_HOME", &home)
+                .env("LOG_LEVEL", "WARN")
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(env);
+        }))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    transport
 }
 
 /// Writes `rows` rows of a generated `kind` (classification, regression, clustering) table.
 pub fn generate(kind: &str, rows: usize, out: &Path) {
+    generate_seeded(kind, rows, 42, out);
+}
+
+/// As [`generate`], from another seed (e.g. held-out rows from the same distribution).
+pub fn generate_seeded(kind: &str, rows: usize, seed: u64, out: &Path) {
     let status = std::process::Command::new(BIN)
-        .args([
-            "datasets",
-            "generate",
-            kind,
-            "--rows",
-            &rows.to_string(),
-            "--out",
-        ])
+        .args(["datasets", "generate", kind, "--rows", &rows.to_string()])
+        .args(["--seed", &seed.to_string(), "--out"])
         .arg(out)
         .env("LOG_LEVEL", "WARN")
         .stdout(Stdio::null())

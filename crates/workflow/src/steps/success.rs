@@ -126,7 +126,8 @@ pub(super) async fn write_history(
     Ok(Outcome::Next(out))
 }
 
-/// NotifySuccess: tell the requester which version is in Production.
+/// NotifySuccess: tell the requester which version is in Production, where it is served, and
+/// what it says about a row of the data.
 pub(super) async fn notify_success(
     attempt: &Attempt<'_>,
     c: &mut Context,
@@ -134,8 +135,61 @@ pub(super) async fn notify_success(
     let mut context = c.notification_context();
     if let Some(v) = c.promoted_version {
         context.insert("version".into(), json!(v));
+        context.insert(
+            "endpoint".into(),
+            json!(format!("/v2/models/{}/infer", c.model_name)),
+        );
+        if let Some(sample) = sample_prediction(attempt, c).await {
+            context.insert("sample_prediction".into(), json!(sample));
+        }
     }
     let sent = notify(attempt.engine, c, "success", context, attempt.timeout).await?;
     set_label(attempt.engine, c, SUCCEEDED, &[RUNNING, AWAITING]).await;
     Ok(Outcome::Next(sent))
+}
+
+/// What the Production version says about the first row of the dataset, in words (e.g.
+/// `label 1 (probability 0.93)`); nothing when it cannot be had, which never fails the run.
+async fn sample_prediction(attempt: &Attempt<'_>, c: &Context) -> Option<String> {
+    let (engine, timeout) = (attempt.engine, attempt.timeout);
+    let sampled = async {
+        let page = engine
+            .call(
+                "load_dataset",
+                json!({"dataset_uri": c.request.dataset, "limit": 1, "profile": false}),
+                timeout,
+            )
+            .await?;
+        engine
+            .call(
+                "predict",
+                json!({"model_name": c.model_name, "records": page["rows"]}),
+                timeout,
+            )
+            .await
+    };
+    let predicted = match sampled.await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(execution_id = %c.execution_id, error = %e, "no sample prediction for the success notification");
+            return None;
+        }
+    };
+    let first = predicted["predictions"].get(0)?;
+    let version = predicted["version"].as_i64()?;
+    let said = match (first.get("label"), first.get("value")) {
+        (Some(label), _) => {
+            let label = label.as_str().unwrap_or_default();
+            let p = first["probabilities"][label].as_f64().unwrap_or(f64::NAN);
+            format!("label {label} (probability {p:.3})")
+        }
+        (None, Some(value)) => format!(
+            "value {}",
+            value.as_f64().map_or("?".into(), |v| format!("{v:.4}"))
+        ),
+        (None, None) => first.to_string(),
+    };
+    Some(format!(
+        "{said} for the first row of the dataset (version {version})"
+    ))
 }
