@@ -14,6 +14,7 @@ mod error;
 pub mod logging;
 pub mod metric_names;
 mod metrics;
+mod registered;
 mod retry;
 pub mod secrets;
 mod store;
@@ -27,6 +28,7 @@ pub use artifact::{
 pub use config::{Config, ConfigError, home_and_database_url, redact_url, setting};
 pub use error::{ToolError, error_chain};
 pub use metrics::{ToolMetrics, ToolWindow};
+pub use registered::{RegisteredVersion, Selector, resolve_registered};
 pub use retry::RetryPolicy;
 pub use store::{ArtifactRef, ArtifactStore, StoreError};
 pub use tool::{

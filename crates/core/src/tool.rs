@@ -348,6 +348,7 @@ const TOOLSET_ALIASES: &[(&str, &str)] = &[
     ("github", "github_integration"),
     ("workflow", "workflow"),
     ("serve", "serving"),
+    ("monitor", "monitoring"),
 ];
 
 /// Maps each tool name to its capability and calls it. Built once; cheap to share.

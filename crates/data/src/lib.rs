@@ -8,6 +8,7 @@
 
 mod capability;
 mod chunks;
+pub mod drift;
 mod error;
 mod features;
 mod io;
@@ -21,8 +22,11 @@ mod validate;
 
 pub use capability::DataCapability;
 pub use chunks::TableChunks;
+pub use drift::{DriftComparison, DriftThresholds, ReferenceProfile};
 pub use error::DataError;
 pub use io::{TableFormat, encode, read_table, require_rows, write_table};
 pub use pipeline::{FittedPipeline, PreprocessOptions, RecordsInput, TargetSpec, TaskType};
-pub use prepared::{load_model_input, load_pipeline, pipeline_beside, to_model_input};
+pub use prepared::{
+    load_model_input, load_pipeline, pipeline_beside, profile_beside, save_profile, to_model_input,
+};
 pub use synthetic::{SyntheticKind, generate as generate_dataset};

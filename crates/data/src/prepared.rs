@@ -8,6 +8,7 @@ use bytes::Bytes;
 use mlops_core::{ArtifactRef, ArtifactStore, StoreError};
 use polars::prelude::*;
 
+use crate::drift::{PROFILE_FILE, ReferenceProfile};
 use crate::error::DataError;
 use crate::io::read_table;
 use crate::pipeline::FittedPipeline;
@@ -25,6 +26,33 @@ pub async fn save_pipeline(
     let json = serde_json::to_vec_pretty(p).map_err(|e| DataError::invalid(e.to_string()))?;
     store.put(&r, Bytes::from(json)).await?;
     Ok(r)
+}
+
+/// Saves a reference profile as `<folder>/profile.json` (beside the pipeline fitted on the same
+/// rows).
+pub async fn save_profile(
+    store: &ArtifactStore,
+    folder_key: &str,
+    profile: &ReferenceProfile,
+) -> Result<ArtifactRef, DataError> {
+    let r = store.key(&format!("{folder_key}/{PROFILE_FILE}"))?;
+    store.put(&r, Bytes::from(profile.to_json())).await?;
+    Ok(r)
+}
+
+/// The reference profile saved in the folder of `file` (a table or a pipeline), if there is one.
+pub async fn profile_beside(
+    store: &ArtifactStore,
+    file: &ArtifactRef,
+) -> Result<Option<ReferenceProfile>, DataError> {
+    let Some((folder, _)) = file.uri().rsplit_once('/') else {
+        return Ok(None);
+    };
+    let r = store.resolve(&format!("{folder}/{PROFILE_FILE}"))?;
+    if !store.exists(&r).await? {
+        return Ok(None);
+    }
+    ReferenceProfile::from_json(&store.get(&r).await?).map(Some)
 }
 
 /// Reads a pipeline from its URI.

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::DataError;
 
 /// A value and how often it occurs.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ValueCount {
     pub value: String,
     pub count: usize,

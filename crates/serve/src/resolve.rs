@@ -1,51 +1,11 @@
 //! Which model answers: a folder given directly, or a registered model by version, stage or
-//! alias, resolved through the registry's own tool (`get_model_version`) so serving never
-//! depends on the registry's crate.
+//! alias, resolved through the registry's own tool ([`mlops_core::resolve_registered`]).
 
-use mlops_core::{ToolContext, ToolError, ToolRouter};
-use serde_json::{Value, json};
+use mlops_core::{ToolError, ToolRouter, resolve_registered};
+
+pub use mlops_core::Selector;
 
 use crate::loaded::Origin;
-
-/// How a registered model's version is chosen.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Selector {
-    Version(i64),
-    Stage(String),
-    Alias(String),
-}
-
-impl Selector {
-    /// The version in Production: what an endpoint serves unless asked otherwise.
-    pub fn production() -> Self {
-        Selector::Stage("Production".into())
-    }
-
-    /// One of `version`, `stage` or `alias` (Production when none is given); two are ambiguous.
-    pub fn from_parts(
-        version: Option<i64>,
-        stage: Option<String>,
-        alias: Option<String>,
-    ) -> Result<Self, ToolError> {
-        match (version, stage, alias) {
-            (None, None, None) => Ok(Self::production()),
-            (Some(v), None, None) => Ok(Selector::Version(v)),
-            (None, Some(s), None) => Ok(Selector::Stage(s)),
-            (None, None, Some(a)) => Ok(Selector::Alias(a)),
-            _ => Err(ToolError::validation(
-                "give one of version, stage or alias (they could name different versions)",
-            )),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Selector::Version(v) => format!("version {v}"),
-            Selector::Stage(s) => format!("the {s} version"),
-            Selector::Alias(a) => format!("alias `{a}`"),
-        }
-    }
-}
 
 /// Asks the registry which version `selector` names now, and where its files are.
 pub async fn resolve(
@@ -53,35 +13,10 @@ pub async fn resolve(
     model_name: &str,
     selector: &Selector,
 ) -> Result<Origin, ToolError> {
-    let mut args = json!({ "model_name": model_name });
-    match selector {
-        Selector::Version(v) => args["version"] = json!(v),
-        Selector::Stage(s) => args["stage"] = json!(s),
-        Selector::Alias(a) => args["alias"] = json!(a),
-    }
-    let found = router
-        .call_quietly("get_model_version", args, ToolContext::default())
-        .await
-        .map_err(|e| match e {
-            ToolError::Validation(m) => ToolError::Validation(format!(
-                "cannot serve {} of `{model_name}`: {m}",
-                selector.describe()
-            )),
-            e => e,
-        })?
-        .structured;
-    let version = found.get("version").and_then(Value::as_i64);
-    let artifact_uri = found
-        .get("artifact_uri")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ToolError::Execution(format!(
-                "the registry's record of `{model_name}` has no artifact_uri"
-            ))
-        })?;
+    let found = resolve_registered(router, model_name, selector, "serve").await?;
     Ok(Origin {
-        model_name: Some(model_name.to_string()),
-        version,
-        artifact_uri: artifact_uri.to_string(),
+        model_name: Some(found.model_name),
+        version: found.version,
+        artifact_uri: found.artifact_uri,
     })
 }

@@ -11,6 +11,7 @@ use mlops_core::{ArtifactStore, Capability, Config, ToolRouter};
 use mlops_data::DataCapability;
 use mlops_eval::EvaluationCapability;
 use mlops_github::{GithubCapability, GithubConfig, Repository, repository_from_config};
+use mlops_monitor::MonitoringCapability;
 use mlops_notify::{Notifier, NotifyCapability, NotifyConfig, Outbox};
 use mlops_registry::{Registry, RegistryCapability, SageMakerRegistry, SqlRegistry};
 use mlops_serve::{Endpoint, PredictionLog, ServingCapability};
@@ -125,6 +126,9 @@ impl App {
         let batch_jobs = JobManager::with_database(db.clone(), JobTable::BATCH_PREDICTION)
             .await
             .context("opening the batch prediction job records")?;
+        let monitoring = MonitoringCapability::open(store.clone(), db.clone())
+            .await
+            .context("opening the drift-check records")?;
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
             TrainingCapability::with_backend(store.clone(), jobs, training_backend),
@@ -134,12 +138,14 @@ impl App {
             GithubCapability::new(repository.clone()),
             WorkflowCapability::new(workflows.clone()),
             ServingCapability::new(serving.clone(), store.clone(), batch_jobs),
+            monitoring.clone(),
         ];
         let router = ToolRouter::new(&capabilities)?;
         // The engine calls every other tool through the same router as clients do.
         workflows.attach(router.clone());
         // Serving asks the registry which version answers through its tool, as a client would.
         serving.attach(router.clone());
+        monitoring.attach(router.clone());
         let exposed = router
             .restricted(config.toolsets.as_deref(), config.read_only)
             .map_err(anyhow::Error::msg)

@@ -77,6 +77,11 @@ const CRATES: &[(&str, Layer, &[&str])] = &[
         ],
     ),
     (
+        "mlops-monitor",
+        Capability,
+        &["mlops-core", "mlops-db", "mlops-data", "mlops-ml"],
+    ),
+    (
         "mlops-workflow",
         Capability,
         &["mlops-core", "mlops-db", "mlops-request"],

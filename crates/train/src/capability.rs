@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use mlops_core::{
-    Annotations, ArtifactStore, Capability, ModelArtifact, ModelManifest, ToolContext, ToolDef,
-    ToolError, ToolResponse,
+    Annotations, ArtifactStore, Capability, ModelArtifact, ToolContext, ToolDef, ToolError,
+    ToolResponse,
 };
 use mlops_ml::{
     ClassifierAlgorithm, ClusteringAlgorithm, ReductionAlgorithm, RegressorAlgorithm,
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::backend::Backend;
+use crate::card::{ModelCard, load_model_card};
 use crate::error::TrainError;
 use crate::runner::{check_job_name, start_job};
 use crate::spec::{SPEC_VERSION, Task, TrainingSpec, execute};
@@ -539,52 +540,6 @@ async fn training_metrics(
         }
         .bounded(),
     ))
-}
-
-/// A model's card, as `load_model` and `save_model` report it.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ModelCard {
-    pub model_uri: String,
-    pub verified: bool,
-    #[serde(flatten)]
-    pub manifest: ModelManifest,
-}
-
-impl ToolResponse for ModelCard {
-    fn summary(&self) -> String {
-        let m = &self.manifest;
-        format!(
-            "Model `{}` at {}: {} {} on {} features{}{}; {} files, checksums verified",
-            m.name,
-            self.model_uri,
-            m.task,
-            m.algorithm,
-            m.feature_names.len(),
-            m.target
-                .as_ref()
-                .map(|t| format!(", target `{t}`"))
-                .unwrap_or_default(),
-            if m.classes.is_empty() {
-                String::new()
-            } else {
-                format!(", classes {}", m.classes.join("/"))
-            },
-            m.blobs.len()
-        )
-    }
-}
-
-/// Loads and verifies a model, and checks that this server can run it.
-async fn load_model_card(store: &ArtifactStore, uri: &str) -> Result<ModelCard, TrainError> {
-    let artifact = ModelArtifact::load(store, uri).await?;
-    if artifact.manifest.algorithm != "tsne" {
-        TrainedModel::from_artifact(&artifact)?;
-    }
-    Ok(ModelCard {
-        model_uri: artifact.folder_uri(),
-        verified: true,
-        manifest: artifact.manifest,
-    })
 }
 
 async fn save_model_as(store: &ArtifactStore, i: SaveModelInput) -> Result<ModelCard, TrainError> {

@@ -6,8 +6,10 @@
 
 mod backend;
 mod capability;
+mod card;
 mod error;
 mod prepare;
+mod reference;
 mod results;
 mod runner;
 mod spec;

@@ -5,6 +5,7 @@ use mlops_core::ArtifactStore;
 use mlops_data::FittedPipeline;
 use mlops_data::read_table;
 use mlops_data::{PreprocessOptions, TargetSpec, TaskType};
+use mlops_data::{ReferenceProfile, profile_beside};
 use mlops_data::{load_pipeline, pipeline_beside, to_model_input};
 use polars::prelude::DataFrame;
 
@@ -15,6 +16,9 @@ pub struct Prepared {
     pub pipeline: FittedPipeline,
     pub frame: DataFrame,
     pub data_uri: String,
+    /// The raw training rows' distribution (saved beside the pipeline, or taken now from raw
+    /// data); absent for data processed before profiles existed.
+    pub profile: Option<ReferenceProfile>,
 }
 
 /// Finds the pipeline for `uri` (given, beside the data, or fitted now on raw data, with `target`
@@ -28,10 +32,13 @@ pub async fn prepare(
 ) -> Result<Prepared, TrainError> {
     let (r, df) = read_table(store, uri).await?;
     mlops_data::require_rows(&df, r.uri())?;
-    let pipeline = match pipeline_uri {
-        Some(uri) => load_pipeline(store, uri).await?,
+    let (pipeline, profile) = match pipeline_uri {
+        Some(uri) => (
+            load_pipeline(store, uri).await?,
+            profile_beside(store, &store.resolve(uri)?).await?,
+        ),
         None => match pipeline_beside(store, &r).await? {
-            Some(p) => p,
+            Some(p) => (p, profile_beside(store, &r).await?),
             None if supervised && target.is_none() => {
                 return Err(TrainError::invalid(format!(
                     "`{}` is raw data (no pipeline.json beside it): give target_column, or preprocess it first with preprocess_supervised",
@@ -41,12 +48,17 @@ pub async fn prepare(
             None => {
                 let df = df.clone();
                 let target = target.map(|(t, task)| (t.to_string(), task));
+                let source = r.uri().to_string();
                 tokio::task::spawn_blocking(move || {
-                    FittedPipeline::fit(
+                    let target = target.as_ref().map(|(t, task)| (t.as_str(), *task));
+                    let p = FittedPipeline::fit(&df, target, &PreprocessOptions::default())?;
+                    let profile = ReferenceProfile::build(
                         &df,
-                        target.as_ref().map(|(t, task)| (t.as_str(), *task)),
-                        &PreprocessOptions::default(),
-                    )
+                        &p.input_columns(),
+                        target.map(|(t, _)| t),
+                        Some(source),
+                    )?;
+                    Ok::<_, mlops_data::DataError>((p, Some(profile)))
                 })
                 .await
                 .map_err(|e| TrainError::failed(e.to_string()))??
@@ -58,6 +70,7 @@ pub async fn prepare(
         pipeline,
         frame,
         data_uri: r.uri().into(),
+        profile,
     })
 }
 

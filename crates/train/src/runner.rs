@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mlops_core::{ArtifactStore, ModelArtifact, ModelManifest, ToolContext};
+use mlops_data::ReferenceProfile;
+use mlops_data::drift::PROFILE_FILE;
 use mlops_jobs::{Job, JobManager, JobOptions, JobSnapshot};
 use mlops_ml::{FitControl, HISTORY_BLOB, MetricPoint, TrainedModel};
 use serde_json::Value;
@@ -73,20 +75,27 @@ where
     mlops_jobs::run_blocking(job, ctx, opts, fit).await
 }
 
-/// Saves `model` as `models/<name>/` with the job's metrics history beside it; returns the folder.
+/// Saves `model` as `models/<name>/` with the job's metrics history and the reference profile of
+/// its training rows beside it (both checksummed in the manifest); returns the folder.
 pub async fn save_model(
     store: &ArtifactStore,
     job: &Job,
     model: &TrainedModel,
     manifest: ModelManifest,
+    profile: Option<&ReferenceProfile>,
 ) -> Result<String, TrainError> {
     let history: Vec<MetricPoint> = job.full_history();
     let history = serde_json::to_vec(&history)
         .map_err(|e| TrainError::failed(format!("could not encode the metrics history: {e}")))?;
-    let mut artifact = model.to_artifact(
-        manifest,
-        vec![(HISTORY_BLOB, "application/json", Bytes::from(history))],
-    )?;
+    let mut blobs = vec![(HISTORY_BLOB, "application/json", Bytes::from(history))];
+    if let Some(profile) = profile {
+        blobs.push((
+            PROFILE_FILE,
+            "application/json",
+            Bytes::from(profile.to_json()),
+        ));
+    }
+    let mut artifact = model.to_artifact(manifest, blobs)?;
     let saved = artifact.save(store).await?;
     Ok(mlops_core::folder_of(saved.uri()).to_string())
 }

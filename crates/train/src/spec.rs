@@ -21,6 +21,7 @@ use mlops_ml::{
 
 use crate::error::TrainError;
 use crate::prepare::{Prepared, prepare, prepare_supervised};
+use crate::reference::{with_clusters, with_predictions};
 use crate::results::{embedding_columns, write_rows};
 use crate::runner::{JobResult, manifest, run_blocking, save_model};
 use mlops_jobs::Job;
@@ -280,7 +281,8 @@ async fn supervised(
     };
     let rows = x.rows;
     let hyperparameters = algorithm.hyperparameters();
-    let (model, mut metrics) = run_blocking(job, ctx, opts, move |control| {
+    let (profile, classes) = (prepared.profile, target.classes.clone());
+    let (model, mut metrics, profile) = run_blocking(job, ctx, opts, move |control| {
         let started = std::time::Instant::now();
         let Some((model, mut extra)) = algorithm.fit(&x, &y, validation.as_ref(), control)? else {
             return Ok::<_, TrainError>(None);
@@ -295,7 +297,10 @@ async fn supervised(
         if let Some((vx, vy)) = &validation {
             extra[format!("validation_{metric}")] = json!(score(&model, vx, vy)?);
         }
-        Ok(Some((model, extra)))
+        let profile = profile
+            .map(|p| with_predictions(p, &model, &x, &classes))
+            .transpose()?;
+        Ok(Some((model, extra, profile)))
     })
     .await?;
     metrics["train_rows"] = json!(rows);
@@ -312,7 +317,7 @@ async fn supervised(
     m.target = Some(target.name.clone());
     m.classes = target.classes.clone();
     record_lineage(&mut m, &pipeline, prepared.data_uri)?;
-    let uri = save_model(store, job, &model, m).await?;
+    let uri = save_model(store, job, &model, m, profile.as_ref()).await?;
     Ok((metrics, uri))
 }
 
@@ -399,7 +404,8 @@ async fn clustering(
         metrics.clone(),
     );
     record_lineage(&mut m, &prepared.pipeline, prepared.data_uri)?;
-    let uri = save_model(store, job, &fit.model, m).await?;
+    let profile = prepared.profile.map(|p| with_clusters(p, &fit.labels));
+    let uri = save_model(store, job, &fit.model, m, profile.as_ref()).await?;
     Ok((metrics, uri))
 }
 
@@ -461,7 +467,7 @@ async fn reduction(
         metrics.clone(),
     );
     record_lineage(&mut m, &prepared.pipeline, prepared.data_uri)?;
-    let uri = save_model(store, job, &model, m).await?;
+    let uri = save_model(store, job, &model, m, prepared.profile.as_ref()).await?;
     Ok((metrics, uri))
 }
 
@@ -523,7 +529,7 @@ async fn reinforcement(
     if !spec.data_uri.is_empty() {
         m.training_data_uri = Some(spec.data_uri.clone());
     }
-    let uri = save_model(store, job, &model, m).await?;
+    let uri = save_model(store, job, &model, m, None).await?;
     Ok((metrics, uri))
 }
 

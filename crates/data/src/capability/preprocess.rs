@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use super::split::{default_holdout, default_seed, split_frame};
 use super::{Labelled, ProcessedTable, off_runtime, output_name, read_labelled, write_labelled};
+use crate::drift::ReferenceProfile;
 use crate::error::DataError;
 use crate::io::{TableFormat, read_table, require_column, require_rows};
 use crate::pipeline::{
     DroppedColumn, Encoding, FittedPipeline, NumericImputation, PreprocessOptions, Scaling,
     TargetSpec, TaskType,
 };
-use crate::prepared::save_pipeline;
+use crate::prepared::{save_pipeline, save_profile};
 use crate::profile::{finite_values, is_numeric, mean_std};
 use crate::split::Fractions;
 
@@ -247,9 +248,17 @@ async fn fit_and_write(
             dup.label
         )));
     }
-    let (pipeline, processed, rows_removed) = off_runtime("preprocessing", move || {
+    let (pipeline, profile, processed, rows_removed) = off_runtime("preprocessing", move || {
         let target = target.as_ref().map(|(t, task)| (t.as_str(), *task));
         let pipeline = FittedPipeline::fit(&tables[0].frame, target, &options)?;
+        // What the raw training rows looked like, for drift monitoring of every model trained
+        // on this pipeline.
+        let profile = ReferenceProfile::build(
+            &tables[0].frame,
+            &pipeline.input_columns(),
+            target.map(|(t, _)| t),
+            Some(tables[0].source.clone()),
+        )?;
         let rows_before = tables[0].frame.height();
         let processed = tables
             .into_iter()
@@ -261,12 +270,13 @@ async fn fit_and_write(
             })
             .collect::<Result<Vec<_>, DataError>>()?;
         let rows_removed = rows_before - processed[0].frame.height();
-        Ok((pipeline, processed, rows_removed))
+        Ok((pipeline, profile, processed, rows_removed))
     })
     .await?;
     let format = format.unwrap_or(TableFormat::Parquet);
     let folder = format!("processed/{name}/preprocessed");
     let outputs = write_labelled(store, &folder, format, processed).await?;
+    save_profile(store, &folder, &profile).await?;
     let pipeline_ref = save_pipeline(store, &folder, &pipeline).await?;
     Ok(Fitted {
         pipeline,

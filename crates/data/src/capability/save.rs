@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{check_output_name, stem};
 use crate::error::DataError;
 use crate::io::{TableFormat, read_table, write_table};
-use crate::prepared::{pipeline_beside, save_pipeline};
+use crate::prepared::{pipeline_beside, profile_beside, save_pipeline, save_profile};
 
 pub(super) fn tool(store: &ArtifactStore) -> ToolDef {
     ToolDef::with(
@@ -66,6 +66,9 @@ async fn save_processed(
         format,
     )
     .await?;
+    if let Some(profile) = profile_beside(store, &r).await? {
+        save_profile(store, &folder, &profile).await?;
+    }
     let pipeline_uri = match pipeline {
         Some(p) => Some(save_pipeline(store, &folder, &p).await?.uri().to_string()),
         None => None,
