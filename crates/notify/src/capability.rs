@@ -61,7 +61,7 @@ impl Capability for NotifyCapability {
                 n.clone(),
                 "send_notification",
                 "Send a notification",
-                "Notify people about a training run: through `channels` (github issue comment, slack, email, teams, discord, outbox_file; default: every configured one, or the local outbox file). Use a `template` (success, failure, retry_approval, error, or a user template; see list_notification_templates) with `context` values, or a raw `title` and `message` (Markdown). `context.metrics` (name → value) and `context.links` (label → URL) become a metrics table and links. Delivery is durable and retried; waits up to `wait_seconds` and reports each channel as delivered, failed (with the reason) or pending.",
+                "Notify people about a training run or a drift alert: through `channels` (github issue comment, slack, email, teams, discord, outbox_file; default: every configured one, or the local outbox file). Use a `template` (success, failure, retry_approval, error, drift, or a user template; see list_notification_templates) with `context` values, or a raw `title` and `message` (Markdown). `context.metrics` (name → value) and `context.links` (label → URL) become a metrics table and links. Delivery is durable and retried; waits up to `wait_seconds` and reports each channel as delivered, failed (with the reason) or pending.",
                 SENDS,
                 |notifier, i: SendInput, _ctx| async move { send(&notifier, i).await },
             ),
@@ -211,7 +211,7 @@ pub struct SendInput {
     /// configured ones (the outbox file when none is configured).
     #[serde(default)]
     pub channels: Vec<String>,
-    /// Template name: success, failure, retry_approval, error, or a user template.
+    /// Template name: success, failure, retry_approval, error, drift, or a user template.
     pub template: Option<String>,
     /// Raw title (with `message`, instead of a template).
     pub title: Option<String>,
@@ -252,7 +252,7 @@ pub struct NoInput {}
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenderInput {
-    /// Template name: success, failure, retry_approval, error, or a user template.
+    /// Template name: success, failure, retry_approval, error, drift, or a user template.
     pub template: Option<String>,
     /// Raw title (with `message`, instead of a template).
     pub title: Option<String>,

@@ -197,7 +197,7 @@ impl Notifier {
                 Ok(Templates::raw(&title, m, &req.context))
             }
             (None, None) => Err(NotifyError::Invalid(
-                "nothing to send: give `template` (success, failure, retry_approval, error or your own) with `context`, or `title` and `message`".into(),
+                "nothing to send: give `template` (success, failure, retry_approval, error, drift or your own) with `context`, or `title` and `message`".into(),
             )),
         }
     }

@@ -142,10 +142,10 @@ async fn templates_are_listed_and_previewed_with_user_overrides() {
         .collect();
     assert_eq!(
         names,
-        ["bad", "error", "failure", "retry_approval", "success"]
+        ["bad", "drift", "error", "failure", "retry_approval", "success"]
     );
     assert_eq!(out["default_channels"], json!(["outbox_file"]));
-    let success = &out["templates"][4];
+    let success = &out["templates"][5];
     assert_eq!(success["overrides_builtin"], true);
     assert_eq!(success["variables"], json!(["model_name", "team"]));
     assert!(text.contains("bad (broken: template `bad`"), "{text}");
@@ -186,7 +186,7 @@ async fn bad_input_gets_clear_errors_and_nothing_is_queued() {
         ),
         (
             json!({"template": "sucess"}),
-            "unknown template `sucess`; available: error, failure, oops, retry_approval, success",
+            "unknown template `sucess`; available: drift, error, failure, oops, retry_approval, success",
         ),
         (json!({"template": "oops"}), "syntax error on line 2"),
         (

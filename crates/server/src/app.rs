@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use mlops_aws::{AwsConfig, MetricsPublisher, SecretsManager};
@@ -50,6 +51,8 @@ pub struct App {
     pub db: sqlx::AnyPool,
     /// What answers predictions: the `predict` tool, batch jobs and the HTTP inference routes.
     pub serving: Arc<Endpoint>,
+    /// Runs due monitors (started by the serving commands).
+    pub monitoring: Arc<MonitoringCapability>,
 }
 
 impl App {
@@ -126,9 +129,14 @@ impl App {
         let batch_jobs = JobManager::with_database(db.clone(), JobTable::BATCH_PREDICTION)
             .await
             .context("opening the batch prediction job records")?;
-        let monitoring = MonitoringCapability::open(store.clone(), db.clone())
-            .await
-            .context("opening the drift-check records")?;
+        let lease = positive_number(
+            "MLOPS_MONITOR_LEASE_SECONDS",
+            mlops_monitor::DEFAULT_LEASE.as_secs_f64(),
+        )?;
+        let monitoring =
+            MonitoringCapability::open(store.clone(), db.clone(), Duration::from_secs_f64(lease))
+                .await
+                .context("opening the monitor tables")?;
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
             TrainingCapability::with_backend(store.clone(), jobs, training_backend),
@@ -161,6 +169,7 @@ impl App {
             workflows,
             db,
             serving,
+            monitoring,
         })
     }
 
@@ -247,17 +256,7 @@ async fn serving_endpoint(
     store: &ArtifactStore,
     db: &sqlx::AnyPool,
 ) -> anyhow::Result<Arc<Endpoint>> {
-    let number = |name: &str, default: f64| -> anyhow::Result<f64> {
-        match std::env::var(name) {
-            Ok(v) => v
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|n| *n > 0.0 && n.is_finite())
-                .with_context(|| format!("{name} must be a positive number, got `{v}`")),
-            Err(_) => Ok(default),
-        }
-    };
+    let number = positive_number;
     let cache_mb = number(
         "MLOPS_SERVING_CACHE_MB",
         mlops_serve::DEFAULT_CACHE_MB as f64,
@@ -272,4 +271,17 @@ async fn serving_endpoint(
     .await
     .context("opening the prediction log settings")?;
     Ok(Endpoint::new(store.clone(), cache_mb as u64, log))
+}
+
+/// A positive number from the environment variable `name`, or `default` when it is unset.
+fn positive_number(name: &str, default: f64) -> anyhow::Result<f64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| *n > 0.0 && n.is_finite())
+            .with_context(|| format!("{name} must be a positive number, got `{v}`")),
+        Err(_) => Ok(default),
+    }
 }

@@ -234,6 +234,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let output_schemas = app.config.tool_output_schemas;
             let notify_worker = app.notifier.start_worker();
             let workflow_worker = app.workflows.start_worker();
+            let monitor_scheduler = app.monitoring.start_scheduler();
             let metrics = app.start_metrics_publisher()?;
             let service = McpServer::new(app.exposed.clone(), output_schemas)
                 .with_resources(app.store.clone())
@@ -242,6 +243,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 .await?;
             service.waiting().await?;
             workflow_worker.stop().await;
+            monitor_scheduler.stop().await;
             notify_worker.stop().await;
             if let Some(m) = metrics {
                 m.shutdown(FLUSH_AT_EXIT).await;

@@ -19,7 +19,7 @@ macro_rules! summary_tail {
 }
 
 /// Built-in templates: (name, description, source).
-pub(super) const BUILTINS: [(&str, &str, &str); 4] = [
+pub(super) const BUILTINS: [(&str, &str, &str); 5] = [
     (
         "success",
         "Training succeeded and the model was registered. Needs `model_name`; optional: version, metric, threshold, endpoint, sample_prediction, summary, metrics, links, issue_number, execution_id.",
@@ -83,6 +83,23 @@ Execution `{{ execution_id }}`
         concat!(
             r#"{% block title %}⚠️ Workflow error{% if step is defined %} in {{ step }}{% endif %}{% if model_name is defined %}: {{ model_name }}{% endif %}{% endblock %}
 {% block summary %}{% if step is defined %}Step **{{ step }}** failed{% else %}The workflow failed{% endif %}: {{ error }}"#,
+            summary_tail!()
+        ),
+    ),
+    (
+        "drift",
+        "A monitor found drift in a model's inputs or predictions. Needs `model_name` and `drifted_features` (a list); optional: version, monitor, report, retraining_issue, summary, metrics, links, issue_number, execution_id.",
+        concat!(
+            r#"{% block title %}📉 Drift detected: {{ model_name }}{% if version is defined %} v{{ version }}{% endif %}{% endblock %}
+{% block summary %}{% if monitor is defined %}Monitor **{{ monitor }}** found{% else %}Found{% endif %} drift in {{ drifted_features | length }} feature{% if drifted_features | length != 1 %}s{% endif %} of **{{ model_name }}**: {{ drifted_features | join(", ") }}.
+{%- if report is defined %}
+
+Report: {{ report }}
+{%- endif %}
+{%- if retraining_issue is defined %}
+
+Retraining requested in issue #{{ retraining_issue }}.
+{%- endif %}"#,
             summary_tail!()
         ),
     ),
@@ -221,5 +238,29 @@ mod tests {
             r.summary
         );
         assert!(r.summary.contains("Retry 1 of 2"), "{}", r.summary);
+    }
+
+    #[test]
+    fn the_drift_template_names_the_features_and_the_issue() {
+        let r = Templates::builtin()
+            .render(
+                "drift",
+                &ctx(json!({
+                    "model_name": "churn", "version": 2, "monitor": "churn-daily",
+                    "drifted_features": ["income", "region"], "retraining_issue": 12,
+                    "report": "file:///m/report.html"
+                })),
+            )
+            .unwrap();
+        assert_eq!(r.title, "📉 Drift detected: churn v2");
+        assert_eq!(r.level, Level::Warning);
+        assert!(
+            r.summary.starts_with(
+                "Monitor **churn-daily** found drift in 2 features of **churn**: income, region."
+            ),
+            "{}",
+            r.summary
+        );
+        assert!(r.summary.contains("issue #12"), "{}", r.summary);
     }
 }

@@ -59,7 +59,7 @@ impl Level {
         match name {
             "success" => Level::Success,
             "failure" | "error" => Level::Failure,
-            "retry_approval" => Level::Warning,
+            "retry_approval" | "drift" => Level::Warning,
             _ => Level::Info,
         }
     }
@@ -381,7 +381,7 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            "unknown template `sucess`; available: error, failure, retry_approval, success"
+            "unknown template `sucess`; available: drift, error, failure, retry_approval, success"
         );
     }
 
@@ -421,6 +421,7 @@ mod tests {
             names,
             [
                 "broken",
+                "drift",
                 "error",
                 "failure",
                 "retry_approval",

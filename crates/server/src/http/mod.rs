@@ -144,6 +144,7 @@ pub async fn serve(
     let (router, events) = routes(&app, &options, mcp_ct.clone(), in_flight.clone())?;
     let notify_worker = app.notifier.start_worker();
     let workflow_worker = app.workflows.start_worker();
+    let monitor_scheduler = app.monitoring.start_scheduler();
     let webhook_task = events.map(|rx| {
         tokio::spawn(process_webhook_events(
             rx,
@@ -219,6 +220,7 @@ pub async fn serve(
         tracing::warn!("webhook events still being processed at shutdown");
     }
     workflow_worker.stop().await;
+    monitor_scheduler.stop().await;
     notify_worker.stop().await;
     tracing::info!("HTTP server stopped");
     result
