@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyPool;
 
-use crate::checks::{Checks, DriftCheck};
+use crate::checks::{Checks, DriftCheck, Gauge};
 use crate::detect::{DetectDriftInput, detect_drift};
 use crate::monitors::{Monitor, MonitorRun, MonitorSpec, Monitors};
 use crate::runner::{self, SchedulerHandle};
@@ -68,6 +68,22 @@ impl MonitoringCapability {
     /// own tools.
     pub fn attach(&self, router: ToolRouter) {
         let _ = self.shared.router.set(router);
+    }
+
+    /// What `/metrics` and CloudWatch report of monitoring, from the shared database (so every
+    /// server reports the fleet): per model the latest check's worst severity and drifted
+    /// features, and per monitor its runs by outcome.
+    pub async fn gauges(&self) -> Result<Vec<Gauge>, ToolError> {
+        let mut out = self.shared.checks.latest_by_model().await?;
+        for (monitor, outcome, n) in self.shared.monitors.outcome_counts().await? {
+            out.push(Gauge {
+                metric: "mlops_monitor_runs",
+                help: "Monitor runs by outcome.",
+                labels: vec![("monitor", monitor), ("outcome", outcome)],
+                value: n as f64,
+            });
+        }
+        Ok(out)
     }
 
     /// Starts running due monitors in the background (every serving process does; leases keep

@@ -254,6 +254,9 @@ async fn record(
             drifted_features: comparison
                 .map(|c| c.drifted_features.clone())
                 .unwrap_or_default(),
+            max_severity: comparison
+                .and_then(|c| c.features.first())
+                .map(|f| f.severity),
             current_rows: r.current_rows as i64,
             report_uri: r.report_uri.clone(),
         })

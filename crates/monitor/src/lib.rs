@@ -18,5 +18,6 @@ mod schedule;
 mod sources;
 
 pub use capability::{DEFAULT_LEASE, MonitoringCapability};
+pub use checks::Gauge;
 pub use detect::{DetectDriftInput, DriftResult};
 pub use runner::SchedulerHandle;

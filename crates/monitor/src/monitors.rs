@@ -511,6 +511,27 @@ impl Monitors {
         Ok(())
     }
 
+    /// Runs per monitor and outcome (`ok`, `warn`, `drift`, `nothing_to_compare`, `failed`).
+    pub async fn outcome_counts(&self) -> Result<Vec<(String, String, i64)>, ToolError> {
+        let rows = sqlx::query(
+            "SELECT monitor, CASE WHEN status = 'failed' THEN 'failed' ELSE COALESCE(verdict, status) END AS outcome, COUNT(*) AS n
+             FROM monitor_runs WHERE status <> 'running' GROUP BY monitor, outcome",
+        )
+        .fetch_all(&self.db)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("monitor")?,
+                    r.try_get("outcome")?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_error)
+    }
+
     /// The latest runs of a monitor, newest first.
     pub async fn runs(&self, monitor: &str, limit: i64) -> Result<Vec<MonitorRun>, ToolError> {
         let rows = sqlx::query(RUN_COLUMNS_NEWEST)

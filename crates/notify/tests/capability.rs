@@ -142,7 +142,14 @@ async fn templates_are_listed_and_previewed_with_user_overrides() {
         .collect();
     assert_eq!(
         names,
-        ["bad", "drift", "error", "failure", "retry_approval", "success"]
+        [
+            "bad",
+            "drift",
+            "error",
+            "failure",
+            "retry_approval",
+            "success"
+        ]
     );
     assert_eq!(out["default_channels"], json!(["outbox_file"]));
     let success = &out["templates"][5];

@@ -182,12 +182,15 @@ impl App {
         let aws = AwsConfig::from_env().context("CLOUDWATCH_METRICS is on")?;
         let router = self.router.clone();
         let db = self.db.clone();
+        let monitoring = self.monitoring.clone();
         let collect = move || {
             let router = router.clone();
             let db = db.clone();
+            let monitoring = monitoring.clone();
             async move {
                 let mut data = tool_data(&router.metrics().take_window());
                 data.extend(status_counts(&db).await);
+                data.extend(monitoring_data(&monitoring).await);
                 data
             }
         };
@@ -234,6 +237,45 @@ async fn status_counts(db: &sqlx::AnyPool) -> Vec<Datum> {
         }
     }
     out
+}
+
+/// `DriftSeverity` and `DriftedFeatures` by `Model`, `MonitorRuns` by `Monitor` and `Outcome`.
+async fn monitoring_data(monitoring: &MonitoringCapability) -> Vec<Datum> {
+    let gauges = match monitoring.gauges().await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the monitoring metrics for CloudWatch");
+            return Vec::new();
+        }
+    };
+    gauges
+        .iter()
+        .map(|g| {
+            let name = match g.metric {
+                "mlops_drift_severity" => "DriftSeverity",
+                "mlops_drift_drifted_features" => "DriftedFeatures",
+                _ => "MonitorRuns",
+            };
+            let dimensions: Vec<(String, String)> = g
+                .labels
+                .iter()
+                .map(|(k, v)| {
+                    let mut key = k.to_string();
+                    key[..1].make_ascii_uppercase();
+                    (key, v.clone())
+                })
+                .collect();
+            let dims: Vec<(&str, &str)> = dimensions
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut d = Datum::count(name, &dims, g.value);
+            if name == "DriftSeverity" {
+                d.unit = "None";
+            }
+            d
+        })
+        .collect()
 }
 
 /// The workflow lease: how long a crashed server's execution waits before another takes it over.

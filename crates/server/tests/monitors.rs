@@ -499,3 +499,85 @@ async fn two_servers_on_postgres_run_each_tick_once() {
     let runners: BTreeSet<&str> = runs.iter().map(|r| r["runner"].as_str().unwrap()).collect();
     eprintln!("ticks run by {} servers: {runners:?}", runners.len());
 }
+
+#[tokio::test]
+async fn metrics_report_drift_per_model_and_monitor_outcomes() {
+    const TOKEN: &str = "monitor-token-0123456789abcdef";
+    let s = common::http::HttpServer::start(&[("MLOPS_HTTP_TOKENS", TOKEN)]).await;
+    let client = s.client(Some(TOKEN)).await;
+    write(s.home.path(), "datasets/train.csv", &table(800, 1, false).0);
+    write(
+        s.home.path(),
+        "datasets/drifted.csv",
+        &table(500, 8, true).0,
+    );
+    let ok = |r: common::Reply| {
+        assert!(!r.is_error, "{}", r.text);
+        r.structured
+    };
+    ok(common::call(&client, "train_supervised_classifier", json!({
+        "algorithm": "random_forest", "train_data_uri": "datasets/train.csv", "target_column": "label",
+        "training_job_name": "rf", "hyperparameters": {"n_estimators": 5}
+    })).await);
+    ok(common::call(
+        &client,
+        "register_model",
+        json!({"model_name": "churn", "model_uri": "models/rf"}),
+    )
+    .await);
+    ok(common::call(
+        &client,
+        "set_model_approval",
+        json!({"model_name": "churn", "version": 1, "approval_status": "Approved"}),
+    )
+    .await);
+    ok(common::call(
+        &client,
+        "transition_model_stage",
+        json!({"model_name": "churn", "version": 1, "stage": "Production"}),
+    )
+    .await);
+    ok(common::call(&client, "create_monitor", json!({
+        "name": "churn-watch", "model_name": "churn", "every_seconds": 1, "data_uri": "datasets/drifted.csv",
+        "actions": {"notify": false}
+    })).await);
+    until(
+        &client,
+        "list_monitor_runs",
+        json!({"name": "churn-watch"}),
+        30,
+        |r| {
+            r["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["status"] == "done")
+        },
+    )
+    .await;
+    ok(common::call(&client, "pause_monitor", json!({"name": "churn-watch"})).await);
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let severity = text
+        .lines()
+        .find_map(|l| l.strip_prefix("mlops_drift_severity{model=\"churn\"} "))
+        .unwrap_or_else(|| panic!("no drift severity for churn in {text}"));
+    assert!(severity.parse::<f64>().unwrap() > 1.0, "{text}");
+    let drifted = text
+        .lines()
+        .find_map(|l| l.strip_prefix("mlops_drift_drifted_features{model=\"churn\"} "))
+        .unwrap_or_else(|| panic!("no drifted-feature count for churn in {text}"));
+    assert!(drifted.parse::<f64>().unwrap() >= 2.0, "{text}");
+    assert!(
+        text.contains("mlops_monitor_runs{monitor=\"churn-watch\",outcome=\"drift\"}"),
+        "{text}"
+    );
+}

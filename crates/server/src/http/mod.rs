@@ -108,6 +108,7 @@ fn routes(
                 router: app.router.clone(),
                 db: app.db.clone(),
                 serving: app.serving.clone(),
+                monitoring: app.monitoring.clone(),
             }),
         )
         .merge(mcp)

@@ -25,6 +25,7 @@ pub(super) struct MetricsSource {
     pub(super) router: ToolRouter,
     pub(super) db: sqlx::AnyPool,
     pub(super) serving: Arc<mlops_serve::Endpoint>,
+    pub(super) monitoring: Arc<mlops_monitor::MonitoringCapability>,
 }
 
 /// Prometheus text: tool calls and latencies, and (from the shared database, so every instance
@@ -67,6 +68,10 @@ pub(super) async fn metrics(State(source): State<MetricsSource>) -> Response {
             Err(e) => tracing::warn!(metric = name, error = %e, "could not read a metric"),
         }
     }
+    match source.monitoring.gauges().await {
+        Ok(gauges) => render_gauges(&gauges, &mut text),
+        Err(e) => tracing::warn!(error = %e, "could not read the monitoring metrics"),
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -75,6 +80,27 @@ pub(super) async fn metrics(State(source): State<MetricsSource>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// Prometheus text of the monitoring gauges, one HELP/TYPE header per metric.
+fn render_gauges(gauges: &[mlops_monitor::Gauge], text: &mut String) {
+    let mut named = std::collections::BTreeSet::new();
+    for g in gauges {
+        if named.insert(g.metric) {
+            let _ = writeln!(
+                text,
+                "# HELP {} {}\n# TYPE {} gauge",
+                g.metric, g.help, g.metric
+            );
+        }
+        // Model and monitor names are folder names (letters, digits, `-`, `_`, `.`): no escaping.
+        let labels: Vec<String> = g
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        let _ = writeln!(text, "{}{{{}}} {}", g.metric, labels.join(","), g.value);
+    }
 }
 
 #[derive(Clone)]
