@@ -74,7 +74,7 @@ pub fn start(shared: Arc<Shared>) -> SchedulerHandle {
 async fn run_tick(shared: &Shared, name: &str, tick: i64) -> Result<(), ToolError> {
     let monitor = shared.monitors.require(name).await?;
     let schedule = monitor.spec.validate()?;
-    let next = schedule.next_after(Utc::now().max(at(tick)))?;
+    let next = schedule.next_due(at(tick), Utc::now())?;
     let Some(run) = shared.monitors.begin_run(name, tick, &shared.owner).await? else {
         // Another server finished this tick; only the schedule moves on.
         return shared
@@ -356,7 +356,7 @@ async fn open_issue(
         }),
     )
     .await?;
-    created["number"]
+    created["issue"]["number"]
         .as_i64()
         .ok_or_else(|| ToolError::Execution("create_issue returned no issue number".into()))
 }

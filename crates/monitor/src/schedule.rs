@@ -52,6 +52,34 @@ impl Schedule {
         }
     }
 
+    /// The tick to run after `tick` at time `now`: the next one, unless that and the one after
+    /// it are both past — then the latest past one, so a monitor that fell behind (a server was
+    /// down) runs once for the ticks it missed, not once for each.
+    pub fn next_due(
+        &self,
+        tick: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, ToolError> {
+        let mut next = self.next_after(tick)?;
+        if let Schedule::Every(seconds) = self {
+            let step = *seconds as i64 * 1000;
+            let latest = now.timestamp_millis().div_euclid(step) * step;
+            if latest > next.timestamp_millis() {
+                next = Utc.timestamp_millis_opt(latest).single().unwrap_or(next);
+            }
+            return Ok(next);
+        }
+        // Cron: walk forward (bounded; past that, the next tick after now).
+        for _ in 0..10_000 {
+            let after = self.next_after(next)?;
+            if after > now {
+                return Ok(next);
+            }
+            next = after;
+        }
+        self.next_after(now)
+    }
+
     /// A typical gap between ticks, for the default prediction-log window.
     pub fn period(&self, from: DateTime<Utc>) -> Result<chrono::Duration, ToolError> {
         let first = self.next_after(from)?;
@@ -77,6 +105,33 @@ mod tests {
             Utc.with_ymd_and_hms(2026, 12, 7, 10, 2, 0).unwrap()
         );
         assert_eq!(s.period(t).unwrap(), chrono::Duration::seconds(60));
+    }
+
+    #[test]
+    fn a_late_run_keeps_every_tick_and_an_outage_is_caught_up_once() {
+        let s = Schedule::parse(Some(60), None).unwrap();
+        let tick = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap();
+        // Finished 70 s late: the next tick (10:01) is past but still runs.
+        let late = tick + chrono::Duration::seconds(70);
+        assert_eq!(
+            s.next_due(tick, late).unwrap(),
+            tick + chrono::Duration::seconds(60)
+        );
+        // Down for an hour: one run for the latest missed tick, then on schedule.
+        let outage = tick + chrono::Duration::seconds(3630);
+        assert_eq!(
+            s.next_due(tick, outage).unwrap(),
+            tick + chrono::Duration::seconds(3600)
+        );
+        let c = Schedule::parse(None, Some("*/5 * * * *")).unwrap();
+        assert_eq!(
+            c.next_due(tick, late).unwrap(),
+            tick + chrono::Duration::minutes(5)
+        );
+        assert_eq!(
+            c.next_due(tick, outage).unwrap(),
+            tick + chrono::Duration::minutes(60)
+        );
     }
 
     #[test]

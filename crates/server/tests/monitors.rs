@@ -201,6 +201,13 @@ async fn a_scheduled_monitor_notifies_and_opens_one_valid_retraining_issue() {
     )
     .await;
     s.ok("pause_monitor", json!({"name": "churn-watch"})).await;
+    let failed: Vec<&Value> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "failed")
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
     let done: Vec<&Value> = runs["runs"]
         .as_array()
         .unwrap()
@@ -579,5 +586,112 @@ async fn metrics_report_drift_per_model_and_monitor_outcomes() {
     assert!(
         text.contains("mlops_monitor_runs{monitor=\"churn-watch\",outcome=\"drift\"}"),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_check_is_taken_over_without_a_second_issue() {
+    let Some((url, _schema)) = mlops_db::testing::fresh_pg_schema("monkill").await else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("MLOPS_DATABASE_URL", url.as_str()),
+        ("MLOPS_MONITOR_LEASE_SECONDS", "3"),
+    ];
+    let (a, a_pid) = Server::spawn(home.path(), &env).await;
+    write(home.path(), "datasets/train.csv", &table(800, 1, false).0);
+    // Big enough that a check takes a while: the kill lands inside it.
+    write(
+        home.path(),
+        "datasets/drifted.csv",
+        &table(400_000, 8, true).0,
+    );
+    let ok = |r: common::Reply| {
+        assert!(!r.is_error, "{}", r.text);
+        r.structured
+    };
+    ok(common::call(&a, "train_supervised_classifier", json!({
+        "algorithm": "random_forest", "train_data_uri": "datasets/train.csv", "target_column": "label",
+        "training_job_name": "rf", "hyperparameters": {"n_estimators": 5}
+    })).await);
+    ok(common::call(
+        &a,
+        "register_model",
+        json!({"model_name": "churn", "model_uri": "models/rf"}),
+    )
+    .await);
+    ok(common::call(
+        &a,
+        "set_model_approval",
+        json!({"model_name": "churn", "version": 1, "approval_status": "Approved"}),
+    )
+    .await);
+    ok(common::call(
+        &a,
+        "transition_model_stage",
+        json!({"model_name": "churn", "version": 1, "stage": "Production"}),
+    )
+    .await);
+    ok(common::call(&a, "create_monitor", json!({
+        "name": "big", "model_name": "churn", "every_seconds": 5, "data_uri": "datasets/drifted.csv",
+        "actions": {"open_retraining_issue": true, "notify": false},
+        "retrain": {"data_uri": "datasets/train.csv"}
+    })).await);
+    // Kill -9 the only server as soon as it is inside a run.
+    let running = until(&a, "list_monitor_runs", json!({"name": "big"}), 30, |r| {
+        r["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "running")
+    })
+    .await;
+    std::process::Command::new("kill")
+        .args(["-9", &a_pid.to_string()])
+        .status()
+        .unwrap();
+    let tick = running["runs"][0]["scheduled_for"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Another server takes the tick over once the lease lapses, and finishes it.
+    let b = Server::connect_with(home.path(), &env).await;
+    let runs = until(&b, "list_monitor_runs", json!({"name": "big"}), 90, |r| {
+        r["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["scheduled_for"] == tick.as_str() && r["status"] != "running")
+    })
+    .await;
+    ok(common::call(&b, "pause_monitor", json!({"name": "big"})).await);
+    let taken = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["scheduled_for"] == tick.as_str())
+        .unwrap();
+    assert_eq!(taken["status"], "done", "{taken}");
+    assert_eq!(taken["attempts"], 2, "{taken}");
+    assert_eq!(taken["verdict"], "drift", "{taken}");
+    let issue = taken["issue_number"].as_i64().unwrap();
+    let listed = ok(common::call(
+        &b,
+        "list_issues",
+        json!({"labels": ["mlops:train"], "state": "all"}),
+    )
+    .await);
+    let numbers: Vec<i64> = listed["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        [issue],
+        "one retraining issue, however often the tick ran"
     );
 }
