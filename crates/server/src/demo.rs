@@ -23,10 +23,35 @@ pub struct DemoOptions {
 }
 
 /// A connected MCP client that prints each step.
-struct Session(RunningService<RoleClient, ()>);
+pub(crate) struct Session(pub(crate) RunningService<RoleClient, ()>);
 
 impl Session {
-    async fn call(&self, step: &str, tool: &str, args: Value) -> anyhow::Result<Value> {
+    /// Starts `mlops-mcp serve` (this program, with `env` added) and connects to it over stdio.
+    pub(crate) async fn start(env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating this program to start the server")?;
+        let (transport, _) =
+            TokioChildProcess::builder(tokio::process::Command::new(exe).configure(|cmd| {
+                cmd.arg("serve")
+                    .env("LOG_LEVEL", "WARN")
+                    .envs(env.iter().copied());
+            }))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting `mlops-mcp serve`")?;
+        let session = Session(
+            ().serve(transport)
+                .await
+                .context("initializing the MCP session")?,
+        );
+        let tools = session.0.list_all_tools().await?;
+        println!(
+            "Connected to the MCP server over stdio: {} tools",
+            tools.len()
+        );
+        Ok(session)
+    }
+
+    pub(crate) async fn call(&self, step: &str, tool: &str, args: Value) -> anyhow::Result<Value> {
         let Value::Object(arguments) = args else {
             bail!("arguments must be an object")
         };
@@ -55,7 +80,7 @@ impl Session {
     }
 }
 
-fn text_at<'a>(v: &'a Value, pointer: &str) -> anyhow::Result<&'a str> {
+pub(crate) fn text_at<'a>(v: &'a Value, pointer: &str) -> anyhow::Result<&'a str> {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .ok_or_else(|| anyhow!("missing {pointer} in a tool result"))
@@ -75,24 +100,7 @@ pub async fn run(config: &Config, opts: DemoOptions) -> anyhow::Result<()> {
         dataset.uri()
     );
 
-    let exe = std::env::current_exe().context("locating this program to start the server")?;
-    let (transport, _) =
-        TokioChildProcess::builder(tokio::process::Command::new(exe).configure(|cmd| {
-            cmd.arg("serve").env("LOG_LEVEL", "WARN");
-        }))
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting `mlops-mcp serve`")?;
-    let session = Session(
-        ().serve(transport)
-            .await
-            .context("initializing the MCP session")?,
-    );
-    let tools = session.0.list_all_tools().await?;
-    println!(
-        "Connected to the MCP server over stdio: {} tools",
-        tools.len()
-    );
+    let session = Session::start(&[]).await?;
 
     session
         .call(

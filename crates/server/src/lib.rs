@@ -7,6 +7,7 @@
 mod app;
 mod bound;
 mod demo;
+mod drift_demo;
 mod http;
 mod limits;
 mod mcp;
@@ -17,6 +18,7 @@ mod webhook_events;
 
 pub use app::App;
 pub use demo::{DemoOptions, run as run_demo};
+pub use drift_demo::{DriftDemoOptions, run as run_drift_demo};
 pub use http::{HttpOptions, parse_listen_addr, serve as serve_http, shutdown_signal};
 pub use mcp::McpServer;
 pub use run_issue::run as run_issue;

@@ -11,7 +11,7 @@ use mlops_core::Config;
 use mlops_core::logging::LogSink;
 use mlops_data::{SyntheticKind, generate_dataset};
 use mlops_data::{TableFormat, encode};
-use mlops_mcp::{App, DemoOptions, HttpOptions, McpServer};
+use mlops_mcp::{App, DemoOptions, DriftDemoOptions, HttpOptions, McpServer};
 use rmcp::ServiceExt;
 
 #[derive(Parser)]
@@ -55,6 +55,19 @@ enum Command {
         seed: u64,
         /// Name to register the model under.
         #[arg(long, default_value = "demo-classifier")]
+        model_name: String,
+    },
+    /// The monitoring loop on generated data: the workflow trains v1, drifted requests reach it,
+    /// a monitor finds the drift and opens a retraining issue, the workflow trains and promotes
+    /// v2, and the endpoint answers with it.
+    DriftDemo {
+        /// Rows of training data, and of new (drifted) data.
+        #[arg(long, default_value_t = 3000)]
+        rows: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Name to register the model under.
+        #[arg(long, default_value = "drift-demo")]
         model_name: String,
     },
     /// Sample data sets.
@@ -257,6 +270,21 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             mlops_mcp::run_demo(
                 &config,
                 DemoOptions {
+                    rows,
+                    seed,
+                    model_name,
+                },
+            )
+            .await?
+        }
+        Command::DriftDemo {
+            rows,
+            seed,
+            model_name,
+        } => {
+            mlops_mcp::run_drift_demo(
+                &config,
+                DriftDemoOptions {
                     rows,
                     seed,
                     model_name,

@@ -695,3 +695,23 @@ async fn a_server_killed_mid_check_is_taken_over_without_a_second_issue() {
         "one retraining issue, however often the tick ran"
     );
 }
+
+#[test]
+fn the_drift_demo_runs_the_loop_from_the_command_line() {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["drift-demo", "--rows", "1200"])
+        .env_clear()
+        .env("MLOPS_HOME", home.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("drift found"), "{text}");
+    assert!(text.contains("answers with version 2"), "{text}");
+}
