@@ -5,74 +5,11 @@
 
 mod common;
 
-use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use serde_json::{Map, Value, json};
-
-/// A churn-like table: `income`, `score`, `age` (numbers), `region`, `plan` (categories) and a
-/// `label` that depends on them. `drifted` shifts income by 1.5 standard deviations, sends 10% of
-/// rows from a region never seen, and leaves `age` missing in 12% of rows.
-fn table(rows: usize, seed: u64, drifted: bool) -> (String, Vec<Map<String, Value>>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let normal = |rng: &mut ChaCha8Rng, mean: f64, std: f64| {
-        let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
-        mean + std * (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    };
-    let regions = ["north", "south", "east", "west"];
-    let plans = ["basic", "plus", "pro"];
-    let mut csv = String::from("income,score,age,region,plan,label\n");
-    let mut records = Vec::new();
-    for _ in 0..rows {
-        let shift = if drifted { 22_500.0 } else { 0.0 };
-        let income = normal(&mut rng, 50_000.0 + shift, 15_000.0);
-        let score = normal(&mut rng, 0.0, 1.0);
-        let age = normal(&mut rng, 40.0, 10.0);
-        let age_missing = drifted && rng.random::<f64>() < 0.12;
-        let region = if drifted && rng.random::<f64>() < 0.10 {
-            "atlantis"
-        } else {
-            regions[rng.random_range(0..4)]
-        };
-        let plan = plans[rng.random_range(0..3)];
-        let churn = score + (income - 50_000.0) / 30_000.0 + if plan == "pro" { 0.8 } else { 0.0 };
-        let label = if churn + normal(&mut rng, 0.0, 0.5) > 0.3 {
-            "yes"
-        } else {
-            "no"
-        };
-        let age_text = if age_missing {
-            String::new()
-        } else {
-            format!("{age:.3}")
-        };
-        writeln!(
-            csv,
-            "{income:.2},{score:.5},{age_text},{region},{plan},{label}"
-        )
-        .unwrap();
-        let mut r = Map::new();
-        r.insert("income".into(), json!((income * 100.0).round() / 100.0));
-        r.insert("score".into(), json!(score));
-        r.insert(
-            "age".into(),
-            if age_missing { Value::Null } else { json!(age) },
-        );
-        r.insert("region".into(), json!(region));
-        r.insert("plan".into(), json!(plan));
-        records.push(r);
-    }
-    (csv, records)
-}
-
-fn write(s: &Server, rel: &str, text: &str) {
-    let path = s.path(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
+use common::churn::{table, write};
+use serde_json::{Value, json};
 
 fn names(v: &Value) -> Vec<&str> {
     v.as_array()
@@ -85,7 +22,11 @@ fn names(v: &Value) -> Vec<&str> {
 /// Trains `churn` the workflow's way (split, preprocess, train on the processed split), registers
 /// it and puts version 1 in Production.
 async fn production_model(s: &Server) {
-    write(s, "datasets/train.csv", &table(3000, 1, false).0);
+    write(
+        s.home.path(),
+        "datasets/train.csv",
+        &table(3000, 1, false).0,
+    );
     let prepared = s
         .ok("preprocess_supervised", json!({
             "dataset_uri": "datasets/train.csv", "target_column": "label", "task_type": "classification",
@@ -143,7 +84,11 @@ async fn drift_is_found_in_tables_and_in_the_prediction_log_and_only_where_it_is
     );
 
     // A fresh sample from the training distribution: no drift, and the score holds.
-    write(&s, "datasets/fresh.csv", &table(2000, 7, false).0);
+    write(
+        s.home.path(),
+        "datasets/fresh.csv",
+        &table(2000, 7, false).0,
+    );
     let fresh = s
         .ok(
             "detect_drift",
@@ -165,7 +110,7 @@ async fn drift_is_found_in_tables_and_in_the_prediction_log_and_only_where_it_is
 
     // Drifted three ways: exactly those features, most severe first.
     let (drifted_csv, drifted_records) = table(2000, 8, true);
-    write(&s, "datasets/drifted.csv", &drifted_csv);
+    write(s.home.path(), "datasets/drifted.csv", &drifted_csv);
     let drifted = s
         .ok(
             "detect_drift",
@@ -263,14 +208,18 @@ async fn drift_is_found_in_tables_and_in_the_prediction_log_and_only_where_it_is
 async fn bad_input_gets_a_clear_error() {
     let s = Server::start().await;
     production_model(&s).await;
-    write(&s, "datasets/fresh.csv", &table(300, 7, false).0);
+    write(s.home.path(), "datasets/fresh.csv", &table(300, 7, false).0);
     s.err(
         "detect_drift",
         json!({"model_name": "nope", "data_uri": "datasets/fresh.csv"}),
         "nope",
     )
     .await;
-    write(&s, "datasets/narrow.csv", "income,plan\n1.0,basic\n");
+    write(
+        s.home.path(),
+        "datasets/narrow.csv",
+        "income,plan\n1.0,basic\n",
+    );
     s.err(
         "detect_drift",
         json!({"model_name": "churn", "data_uri": "datasets/narrow.csv"}),

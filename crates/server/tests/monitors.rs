@@ -6,75 +6,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use serde_json::{Map, Value, json};
-
-/// Rows like `monitoring.rs`'s: `drifted` shifts income, adds a region and leaves age missing.
-fn table(rows: usize, seed: u64, drifted: bool) -> (String, Vec<Map<String, Value>>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let normal = |rng: &mut ChaCha8Rng, mean: f64, std: f64| {
-        let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
-        mean + std * (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    };
-    let regions = ["north", "south", "east", "west"];
-    let plans = ["basic", "plus", "pro"];
-    let mut csv = String::from("income,score,age,region,plan,label\n");
-    let mut records = Vec::new();
-    for _ in 0..rows {
-        let income = normal(
-            &mut rng,
-            if drifted { 72_500.0 } else { 50_000.0 },
-            15_000.0,
-        );
-        let score = normal(&mut rng, 0.0, 1.0);
-        let age = normal(&mut rng, 40.0, 10.0);
-        let age_missing = drifted && rng.random::<f64>() < 0.12;
-        let region = if drifted && rng.random::<f64>() < 0.10 {
-            "atlantis"
-        } else {
-            regions[rng.random_range(0..4)]
-        };
-        let plan = plans[rng.random_range(0..3)];
-        let churn = score + (income - 50_000.0) / 30_000.0 + if plan == "pro" { 0.8 } else { 0.0 };
-        let label = if churn + normal(&mut rng, 0.0, 0.5) > 0.3 {
-            "yes"
-        } else {
-            "no"
-        };
-        let age_text = if age_missing {
-            String::new()
-        } else {
-            format!("{age:.3}")
-        };
-        writeln!(
-            csv,
-            "{income:.2},{score:.5},{age_text},{region},{plan},{label}"
-        )
-        .unwrap();
-        let mut r = Map::new();
-        r.insert("income".into(), json!((income * 100.0).round() / 100.0));
-        r.insert("score".into(), json!(score));
-        r.insert(
-            "age".into(),
-            if age_missing { Value::Null } else { json!(age) },
-        );
-        r.insert("region".into(), json!(region));
-        r.insert("plan".into(), json!(plan));
-        records.push(r);
-    }
-    (csv, records)
-}
-
-fn write(home: &std::path::Path, rel: &str, text: &str) {
-    let path = home.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
+use common::churn::{in_production, table, write};
+use serde_json::{Value, json};
 
 /// Polls `tool` until `done` holds for its result (or fails after `secs`).
 async fn until(
@@ -100,24 +36,6 @@ async fn until(
     }
 }
 
-async fn register_production(s: &Server, model: &str, uri: &str) {
-    s.ok(
-        "register_model",
-        json!({"model_name": model, "model_uri": uri}),
-    )
-    .await;
-    s.ok(
-        "set_model_approval",
-        json!({"model_name": model, "version": 1, "approval_status": "Approved"}),
-    )
-    .await;
-    s.ok(
-        "transition_model_stage",
-        json!({"model_name": model, "version": 1, "stage": "Production"}),
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn a_scheduled_monitor_notifies_and_opens_one_valid_retraining_issue() {
     let s = Server::start().await;
@@ -131,12 +49,7 @@ async fn a_scheduled_monitor_notifies_and_opens_one_valid_retraining_issue() {
         "datasets/drifted.csv",
         &table(1500, 8, true).0,
     );
-    s.ok("train_supervised_classifier", json!({
-        "algorithm": "random_forest", "train_data_uri": "datasets/train.csv", "target_column": "label",
-        "training_job_name": "churn-rf", "hyperparameters": {"n_estimators": 20}
-    }))
-    .await;
-    register_production(&s, "churn", "models/churn-rf").await;
+    in_production(&s.client, "churn", "churn-rf").await;
 
     // Bad monitors are refused before they are stored.
     for (args, expected) in [
@@ -437,28 +350,7 @@ async fn two_servers_on_postgres_run_each_tick_once() {
         assert!(!r.is_error, "{}", r.text);
         r.structured
     };
-    ok(common::call(&a, "train_supervised_classifier", json!({
-        "algorithm": "random_forest", "train_data_uri": "datasets/train.csv", "target_column": "label",
-        "training_job_name": "rf", "hyperparameters": {"n_estimators": 5}
-    })).await);
-    ok(common::call(
-        &a,
-        "register_model",
-        json!({"model_name": "churn", "model_uri": "models/rf"}),
-    )
-    .await);
-    ok(common::call(
-        &a,
-        "set_model_approval",
-        json!({"model_name": "churn", "version": 1, "approval_status": "Approved"}),
-    )
-    .await);
-    ok(common::call(
-        &a,
-        "transition_model_stage",
-        json!({"model_name": "churn", "version": 1, "stage": "Production"}),
-    )
-    .await);
+    in_production(&a, "churn", "rf").await;
     ok(common::call(&b, "create_monitor", json!({
         "name": "every-second", "model_name": "churn", "every_seconds": 1, "data_uri": "datasets/fresh.csv"
     })).await);
@@ -522,28 +414,7 @@ async fn metrics_report_drift_per_model_and_monitor_outcomes() {
         assert!(!r.is_error, "{}", r.text);
         r.structured
     };
-    ok(common::call(&client, "train_supervised_classifier", json!({
-        "algorithm": "random_forest", "train_data_uri": "datasets/train.csv", "target_column": "label",
-        "training_job_name": "rf", "hyperparameters": {"n_estimators": 5}
-    })).await);
-    ok(common::call(
-        &client,
-        "register_model",
-        json!({"model_name": "churn", "model_uri": "models/rf"}),
-    )
-    .await);
-    ok(common::call(
-        &client,
-        "set_model_approval",
-        json!({"model_name": "churn", "version": 1, "approval_status": "Approved"}),
-    )
-    .await);
-    ok(common::call(
-        &client,
-        "transition_model_stage",
-        json!({"model_name": "churn", "version": 1, "stage": "Production"}),
-    )
-    .await);
+    in_production(&client, "churn", "rf").await;
     ok(common::call(&client, "create_monitor", json!({
         "name": "churn-watch", "model_name": "churn", "every_seconds": 1, "data_uri": "datasets/drifted.csv",
         "actions": {"notify": false}
@@ -611,28 +482,7 @@ async fn a_server_killed_mid_check_is_taken_over_without_a_second_issue() {
         assert!(!r.is_error, "{}", r.text);
         r.structured
     };
-    ok(common::call(&a, "train_supervised_classifier", json!({
-        "algorithm": "random_forest", "train_data_uri": "datasets/train.csv", "target_column": "label",
-        "training_job_name": "rf", "hyperparameters": {"n_estimators": 5}
-    })).await);
-    ok(common::call(
-        &a,
-        "register_model",
-        json!({"model_name": "churn", "model_uri": "models/rf"}),
-    )
-    .await);
-    ok(common::call(
-        &a,
-        "set_model_approval",
-        json!({"model_name": "churn", "version": 1, "approval_status": "Approved"}),
-    )
-    .await);
-    ok(common::call(
-        &a,
-        "transition_model_stage",
-        json!({"model_name": "churn", "version": 1, "stage": "Production"}),
-    )
-    .await);
+    in_production(&a, "churn", "rf").await;
     ok(common::call(&a, "create_monitor", json!({
         "name": "big", "model_name": "churn", "every_seconds": 5, "data_uri": "datasets/drifted.csv",
         "actions": {"open_retraining_issue": true, "notify": false},

@@ -3,6 +3,7 @@
 //! Helpers for tests that run the real `mlops-mcp` binary and talk MCP to it over stdio (and,
 //! in [`http`], over streamable HTTP).
 
+pub mod churn;
 pub mod http;
 pub mod jobs;
 
