@@ -84,7 +84,7 @@ class Server:
             return None
         result = json.loads(self.p.stdout.readline())["result"]
         assert not result.get("isError"), result["content"][0]["text"]
-        return result["structuredContent"]
+        return result.get("structuredContent", result)
 
     def close(self):
         self.p.stdin.close()

@@ -12,6 +12,10 @@ use common::Server;
 use common::churn::{in_production, table, write};
 use serde_json::{Value, json};
 
+/// Held by the tests whose timing matters (every-second ticks) or that load both cores (checks
+/// of 400k rows), so they do not run at once.
+static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Polls `tool` until `done` holds for its result (or fails after `secs`).
 async fn until(
     client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
@@ -334,6 +338,7 @@ async fn the_loop_closes_drift_to_retraining_to_the_new_version_answering() {
 
 #[tokio::test]
 async fn two_servers_on_postgres_run_each_tick_once() {
+    let _serial = TIMING.lock().await;
     let Some((url, _schema)) = mlops_db::testing::fresh_pg_schema("mon").await else {
         return;
     };
@@ -462,6 +467,7 @@ async fn metrics_report_drift_per_model_and_monitor_outcomes() {
 
 #[tokio::test]
 async fn a_server_killed_mid_check_is_taken_over_without_a_second_issue() {
+    let _serial = TIMING.lock().await;
     let Some((url, _schema)) = mlops_db::testing::fresh_pg_schema("monkill").await else {
         return;
     };
