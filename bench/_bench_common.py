@@ -31,6 +31,15 @@ def runs_note(ours_runs, anchor_runs=None):
     return note
 
 
+def peak_rss_mb(pid):
+    """A process's peak resident memory (VmHWM) in MB, read while it still runs."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def require_binary():
     if not os.path.exists(BIN):
         raise SystemExit(f"{BIN} is missing: build it with `cargo build --release -p mlops-mcp`")

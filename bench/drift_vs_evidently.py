@@ -23,7 +23,7 @@ import pandas as pd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from _bench_common import BIN, REPEATS, THREADS, Table, require_binary, runs_note  # noqa: E402
+from _bench_common import BIN, REPEATS, THREADS, Table, peak_rss_mb, require_binary, runs_note  # noqa: E402
 
 VENV = os.environ.get("EVIDENTLY_VENV", os.path.join(ROOT, "target/bench-evidently-venv"))
 
@@ -54,14 +54,6 @@ def table(rows, seed, drifted):
             values = np.where(rng.random(rows) < 0.10, "never_seen", values)
         columns[f"cat_{i:02d}"] = values
     return pd.DataFrame(columns)
-
-
-def peak_rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class Server:
