@@ -16,9 +16,9 @@ use mlops_ml::{ClusterScores, Matrix, MlError, TrainedModel, class_indices, clus
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{ClassificationReport, classification_report};
 use crate::reinforcement::{EvaluateReinforcementInput, evaluate_reinforcement};
 use crate::report;
+use mlops_ml::{ClassificationReport, classification_report};
 
 /// Capability 3: ML Evaluation.
 pub struct EvaluationCapability {
@@ -285,7 +285,7 @@ pub struct EvaluateRegressorOutput {
     pub test_data_uri: String,
     pub rows: usize,
     #[serde(flatten)]
-    pub report: crate::metrics::RegressionReport,
+    pub report: mlops_ml::RegressionReport,
 }
 
 impl ToolResponse for EvaluateRegressorOutput {
@@ -306,13 +306,8 @@ async fn evaluate_regressor(
     let (model_uri, rows) = (p.model_uri(), p.df.height());
     let y = mlops_ml::numeric_target(&p.df, &p.target).map_err(ToolError::from)?;
     let (model, x) = (p.loaded.model, p.x);
-    let report = score(move || {
-        Ok(crate::metrics::regression_report(
-            &y,
-            &model.predict_values(&x)?,
-        ))
-    })
-    .await?;
+    let report =
+        score(move || Ok(mlops_ml::regression_report(&y, &model.predict_values(&x)?))).await?;
     Ok(EvaluateRegressorOutput {
         model_uri,
         test_data_uri: i.test_data_uri,

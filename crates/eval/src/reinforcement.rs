@@ -8,7 +8,7 @@ use mlops_ml::{TrainedModel, saved_history};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::plots;
+use mlops_plot as plots;
 
 fn default_episodes() -> usize {
     100

@@ -12,8 +12,8 @@ use mlops_ml::{
 use serde_json::{Map, Value, json};
 
 use crate::capability::{LoadedModel, load_for_task};
-use crate::metrics::{classification_report, regression_report};
-use crate::plots::{self, PlotError};
+use mlops_ml::{classification_report, regression_report};
+use mlops_plot::{self as plots, PlotError};
 
 /// A drawn plot: its file stem (e.g. `confusion_matrix`) and PNG bytes.
 pub struct Plot {

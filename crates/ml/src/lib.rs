@@ -19,12 +19,15 @@ mod gbdt;
 mod history;
 mod linear;
 mod matrix;
+mod metrics;
 mod model;
 mod neural;
 mod params;
 mod reduce;
+pub mod search;
 mod supervised;
 mod unsupervised;
+mod validation;
 
 pub use algorithms::{
     ClassifierAlgorithm, ClusteringAlgorithm, ReductionAlgorithm, RegressorAlgorithm,
@@ -35,6 +38,10 @@ pub use control::FitControl;
 pub use error::MlError;
 pub use history::{HISTORY_BLOB, MetricPoint, saved_history};
 pub use matrix::{Matrix, class_indices, numeric_target};
+pub use metrics::{
+    ClassMetrics, ClassificationReport, RegressionReport, binary_auc, classification_report,
+    regression_report, supervised_metric,
+};
 pub use mlops_nn::mlp::argmax;
 pub use model::{Anomaly, Prediction, TrainedModel};
 pub use neural::transitions;
@@ -46,3 +53,4 @@ pub use params::{
 pub use reduce::{Pca, TsneSettings};
 pub use supervised::{Labels, Supervised, accuracy, r2, score};
 pub use unsupervised::{AnomalyScores, Clustering, ClusteringFit, Reduction, ReductionFit};
+pub use validation::{CvOutcome, MAX_FOLDS, cross_validate, folds};

@@ -22,6 +22,20 @@ impl Matrix {
         &self.data[col * self.rows..(col + 1) * self.rows]
     }
 
+    /// The rows at `rows`, in that order (a cross-validation fold).
+    pub fn select_rows(&self, rows: &[usize]) -> Matrix {
+        let mut data = Vec::with_capacity(rows.len() * self.cols);
+        for col in 0..self.cols {
+            let column = self.column(col);
+            data.extend(rows.iter().map(|r| column[*r]));
+        }
+        Matrix {
+            rows: rows.len(),
+            cols: self.cols,
+            data,
+        }
+    }
+
     /// Takes `names` from `df` in order. Every value must be a finite number.
     pub fn from_frame(df: &DataFrame, names: &[String]) -> Result<Self, MlError> {
         let rows = df.height();

@@ -58,6 +58,25 @@ impl Labels {
         }
     }
 
+    /// The labels of the rows at `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> Labels {
+        match self {
+            Labels::Classes(y, k) => Labels::Classes(rows.iter().map(|r| y[*r]).collect(), *k),
+            Labels::Values(y) => Labels::Values(rows.iter().map(|r| y[*r]).collect()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Labels::Classes(y, _) => y.len(),
+            Labels::Values(y) => y.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// A classifier needs two classes present in its training data.
     pub fn check_trainable(&self, target: &str) -> Result<(), MlError> {
         if let Labels::Classes(y, _) = self

@@ -1,7 +1,7 @@
 //! The crate layers, checked: `cargo metadata` lists every workspace crate's dependencies, and
 //! each must be one the table below allows. The table is the README's Layout table.
 //!
-//! Foundation crates (core, db, nn, aws, data's library face, ml, request) depend only on
+//! Foundation crates (core, db, nn, aws, data's library face, ml, request, jobs, plot) depend only on
 //! foundation crates below them. Capability crates stand beside each other and depend only on
 //! foundation crates: a capability never reaches into a sibling (the workflow calls sibling
 //! tools through the `ToolRouter`, not their crates). The server binary on top wires them all.
@@ -35,6 +35,7 @@ const CRATES: &[(&str, Layer, &[&str])] = &[
         &["mlops-core", "mlops-data", "mlops-nn"],
     ),
     ("mlops-request", Foundation, &["mlops-core"]),
+    ("mlops-plot", Foundation, &[]),
     (
         "mlops-jobs",
         Foundation,
@@ -51,12 +52,19 @@ const CRATES: &[(&str, Layer, &[&str])] = &[
             "mlops-ml",
             "mlops-nn",
             "mlops-jobs",
+            "mlops-plot",
         ],
     ),
     (
         "mlops-eval",
         Capability,
-        &["mlops-core", "mlops-data", "mlops-ml", "mlops-nn"],
+        &[
+            "mlops-core",
+            "mlops-data",
+            "mlops-ml",
+            "mlops-nn",
+            "mlops-plot",
+        ],
     ),
     (
         "mlops-registry",

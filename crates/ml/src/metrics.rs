@@ -1,9 +1,14 @@
-//! Classification metrics, defined as scikit-learn defines them (zero when a ratio is 0/0).
+//! Classification and regression metrics, defined as scikit-learn defines them (zero when a ratio
+//! is 0/0). Evaluation reports them all; tuning scores trials by one, named as
+//! [`mlops_core::metric_names`] names it.
 
+use mlops_core::metric_names::MetricName;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-pub use mlops_nn::mlp::argmax;
+use crate::error::MlError;
+use crate::supervised::Labels;
+use mlops_nn::mlp::argmax;
 
 /// Precision, recall and F1 of one class.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -160,6 +165,36 @@ pub fn regression_report(y: &[f64], predicted: &[f64]) -> RegressionReport {
             0.0
         },
         mape,
+    }
+}
+
+/// The value of `metric` for predictions against `labels`: class probabilities (row-major, one
+/// column per class) for a classifier, values for a regressor. Errors when the metric is not one
+/// of the labels' task, or is undefined on these rows (ROC AUC when a class has no rows).
+pub fn supervised_metric(
+    metric: &MetricName,
+    labels: &Labels,
+    predicted: &[f64],
+) -> Result<f64, MlError> {
+    let report = match labels {
+        Labels::Classes(y, k) => {
+            let classes: Vec<String> = (0..*k).map(|c| c.to_string()).collect();
+            serde_json::to_value(classification_report(y, predicted, &classes))
+        }
+        Labels::Values(y) => serde_json::to_value(regression_report(y, predicted)),
+    }
+    .map_err(|e| MlError::Failed(e.to_string()))?;
+    match report.get(metric.key) {
+        Some(v) => v.as_f64().ok_or_else(|| {
+            MlError::invalid(format!(
+                "{} is undefined on these rows (a class has no rows)",
+                metric.name
+            ))
+        }),
+        None => Err(MlError::invalid(format!(
+            "{} scores {} models, not these",
+            metric.name, metric.task
+        ))),
     }
 }
 

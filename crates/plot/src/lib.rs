@@ -1,4 +1,6 @@
-//! Evaluation plots as PNG bytes, drawn with plotters into memory.
+//! mlops-plot: charts as PNG bytes, drawn with plotters into memory — evaluation's (confusion
+//! matrix, ROC and precision–recall curves, residuals, clusters, learning and reward curves) and
+//! tuning's ([`tuning`]: optimisation history, parallel coordinates, parameter importance).
 //!
 //! Text uses DejaVu Sans compiled into the binary (the `dejavu` crate), registered with plotters'
 //! ab_glyph backend, so no system font library is needed on a fresh machine.
@@ -12,6 +14,9 @@ use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+mod tuning;
+pub use tuning::{optimization_history, parallel_coordinates, parameter_importance};
 
 const WIDTH: u32 = 800;
 const HEIGHT: u32 = 600;
@@ -273,13 +278,18 @@ pub fn precision_recall_curve(series: &[(String, Vec<(f64, f64)>)]) -> Result<Ve
 
 /// Horizontal bars of the most important features, largest on top.
 pub fn feature_importance(features: &[(String, f64)]) -> Result<Vec<u8>, PlotError> {
-    render("feature importance", |root| {
+    bars(("feature importance", "Feature importance"), features)
+}
+
+/// Horizontal bars of named shares, largest on top: `title` is (plot name for errors, caption).
+fn bars(title: (&'static str, &str), features: &[(String, f64)]) -> Result<Vec<u8>, PlotError> {
+    render(title.0, |root| {
         let n = features.len().max(1);
         let max = features.iter().map(|f| f.1).fold(0.0, f64::max).max(1e-12);
         // Largest on top: feature i sits at y = n - 1 - i.
         let names: Vec<String> = features.iter().rev().map(|f| f.0.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
-            .caption("Feature importance", title_style())
+            .caption(title.1, title_style())
             .margin(20)
             .x_label_area_size(40)
             .y_label_area_size(170)
