@@ -349,6 +349,7 @@ const TOOLSET_ALIASES: &[(&str, &str)] = &[
     ("workflow", "workflow"),
     ("serve", "serving"),
     ("monitor", "monitoring"),
+    ("tune", "tuning"),
 ];
 
 /// Maps each tool name to its capability and calls it. Built once; cheap to share.

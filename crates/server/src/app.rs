@@ -16,7 +16,7 @@ use mlops_monitor::MonitoringCapability;
 use mlops_notify::{Notifier, NotifyCapability, NotifyConfig, Outbox};
 use mlops_registry::{Registry, RegistryCapability, SageMakerRegistry, SqlRegistry};
 use mlops_serve::{Endpoint, PredictionLog, ServingCapability};
-use mlops_train::{Backend, JobManager, JobTable, TrainingCapability};
+use mlops_train::{Backend, JobManager, JobTable, TrainingCapability, TuningCapability};
 use mlops_workflow::{EngineConfig, WorkflowCapability, WorkflowEngine, WorkflowStore};
 
 /// The settings that are secrets: read through the secret chain (the environment, then
@@ -53,6 +53,7 @@ pub struct App {
     pub serving: Arc<Endpoint>,
     /// Runs due monitors (started by the serving commands).
     pub monitoring: Arc<MonitoringCapability>,
+    pub tuning: Arc<TuningCapability>,
 }
 
 impl App {
@@ -137,6 +138,17 @@ impl App {
             MonitoringCapability::open(store.clone(), db.clone(), Duration::from_secs_f64(lease))
                 .await
                 .context("opening the monitor tables")?;
+        let tuning_lease = positive_number(
+            "MLOPS_TUNING_LEASE_SECONDS",
+            mlops_train::DEFAULT_TUNING_LEASE.as_secs_f64(),
+        )?;
+        let tuning = TuningCapability::open(
+            store.clone(),
+            db.clone(),
+            Duration::from_secs_f64(tuning_lease),
+        )
+        .await
+        .context("opening the tuning tables")?;
         let capabilities: Vec<Arc<dyn Capability>> = vec![
             DataCapability::new(store.clone()),
             TrainingCapability::with_backend(store.clone(), jobs, training_backend),
@@ -147,6 +159,7 @@ impl App {
             WorkflowCapability::new(workflows.clone()),
             ServingCapability::new(serving.clone(), store.clone(), batch_jobs),
             monitoring.clone(),
+            tuning.clone(),
         ];
         let router = ToolRouter::new(&capabilities)?;
         // The engine calls every other tool through the same router as clients do.
@@ -170,6 +183,7 @@ impl App {
             db,
             serving,
             monitoring,
+            tuning,
         })
     }
 

@@ -248,6 +248,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             let notify_worker = app.notifier.start_worker();
             let workflow_worker = app.workflows.start_worker();
             let monitor_scheduler = app.monitoring.start_scheduler();
+            let tuning_resumer = app.tuning.start_resumer();
             let metrics = app.start_metrics_publisher()?;
             let service = McpServer::new(app.exposed.clone(), output_schemas)
                 .with_resources(app.store.clone())
@@ -257,6 +258,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             service.waiting().await?;
             workflow_worker.stop().await;
             monitor_scheduler.stop().await;
+            tuning_resumer.stop().await;
             notify_worker.stop().await;
             if let Some(m) = metrics {
                 m.shutdown(FLUSH_AT_EXIT).await;

@@ -329,6 +329,7 @@ impl ReinforcementInput {
             hyperparameters: self.hyperparameters.clone(),
             seed: self.seed,
             max_runtime_seconds: self.max_runtime_seconds,
+            tuning_study: None,
         }
     }
 }
@@ -401,6 +402,7 @@ impl<A> TrainInput<A> {
             hyperparameters: self.hyperparameters.clone(),
             seed: self.seed,
             max_runtime_seconds: self.max_runtime_seconds,
+            tuning_study: None,
         }
     }
 }
@@ -420,6 +422,7 @@ impl<A> UnsupervisedInput<A> {
             hyperparameters: self.hyperparameters.clone(),
             seed: self.seed,
             max_runtime_seconds: self.max_runtime_seconds,
+            tuning_study: None,
         }
     }
 }

@@ -97,6 +97,10 @@ pub struct TrainingSpec {
     pub hyperparameters: Map<String, Value>,
     pub seed: u64,
     pub max_runtime_seconds: Option<u64>,
+    /// The tuning study whose best settings these are (its name, best trial and score), kept in
+    /// the model's metrics as its lineage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning_study: Option<Value>,
 }
 
 /// A spec's algorithm with its checked settings.
@@ -304,6 +308,9 @@ async fn supervised(
     })
     .await?;
     metrics["train_rows"] = json!(rows);
+    if let Some(study) = &spec.tuning_study {
+        metrics["tuning_study"] = study.clone();
+    }
     metrics["feature_importances"] =
         top_importances(&pipeline.feature_names, model.feature_importances());
     let mut m = manifest(
@@ -550,6 +557,7 @@ mod tests {
             hyperparameters: hyperparameters.as_object().cloned().unwrap_or_default(),
             seed: 7,
             max_runtime_seconds: Some(60),
+            tuning_study: None,
         }
     }
 

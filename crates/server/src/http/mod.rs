@@ -146,6 +146,7 @@ pub async fn serve(
     let notify_worker = app.notifier.start_worker();
     let workflow_worker = app.workflows.start_worker();
     let monitor_scheduler = app.monitoring.start_scheduler();
+    let tuning_resumer = app.tuning.start_resumer();
     let webhook_task = events.map(|rx| {
         tokio::spawn(process_webhook_events(
             rx,
@@ -222,6 +223,7 @@ pub async fn serve(
     }
     workflow_worker.stop().await;
     monitor_scheduler.stop().await;
+    tuning_resumer.stop().await;
     notify_worker.stop().await;
     tracing::info!("HTTP server stopped");
     result

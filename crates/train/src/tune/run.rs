@@ -1,0 +1,520 @@
+//! Running a study: trials are claimed one number at a time, sampled from the finished trials,
+//! scored by cross-validation (or on a validation table) off the async threads, `n_parallel` at
+//! once, and recorded as they end. The study holds a lease while it runs; cancellation (here or
+//! from another server) stops the running trials through their fits' stop flag.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mlops_core::{ArtifactStore, ToolContext};
+use mlops_jobs::{Job, JobManager, JobOptions};
+use mlops_ml::search::{Observation, SamplerKind, grid_size, sample, should_prune};
+use mlops_ml::{CvOutcome, FitControl, Labels, Matrix, Supervised, cross_validate};
+use serde_json::{Map, Value, json};
+use tokio::task::JoinSet;
+
+use crate::error::TrainError;
+use crate::prepare::prepare_supervised;
+use crate::spec::{Plan, execute};
+use crate::tune::store::{Studies, TrialEnd, TrialRow, status};
+use crate::tune::study::StudySpec;
+
+/// How long cancelled trials get to notice before they are left to end on their own.
+const ABANDON_AFTER: Duration = Duration::from_millis(500);
+
+/// The rows every trial of a study scores on.
+pub struct TrialData {
+    x: Matrix,
+    y: Labels,
+    /// The cross-validation folds, or the validation table.
+    scoring: Scoring,
+}
+
+enum Scoring {
+    Folds(Vec<Vec<usize>>),
+    Validation(Matrix, Labels),
+}
+
+/// Reads and prepares the study's data (before the study is recorded, so bad data is refused at
+/// once).
+pub async fn load_data(store: &ArtifactStore, spec: &StudySpec) -> Result<TrialData, TrainError> {
+    let task = match spec.task {
+        crate::spec::Task::Classifier(_) => mlops_data::TaskType::Classification,
+        _ => mlops_data::TaskType::Regression,
+    };
+    let (prepared, target) = prepare_supervised(
+        store,
+        &spec.train_data_uri,
+        spec.target_column.as_deref(),
+        spec.pipeline_uri.as_deref(),
+        task,
+    )
+    .await?;
+    let pipeline = prepared.pipeline;
+    let x = Matrix::from_frame(&prepared.frame, &pipeline.feature_names)?;
+    let y = Labels::of(&prepared.frame, &target)?;
+    y.check_trainable(&target.name)?;
+    let scoring = match &spec.validation_data_uri {
+        Some(uri) => {
+            let df = mlops_data::load_model_input(store, uri, &pipeline).await?;
+            Scoring::Validation(
+                Matrix::from_frame(&df, &pipeline.feature_names)?,
+                Labels::of(&df, &target)?,
+            )
+        }
+        None => Scoring::Folds(mlops_ml::folds(&y, spec.cv_folds as usize, spec.seed)?),
+    };
+    Ok(TrialData { x, y, scoring })
+}
+
+/// The fitted algorithm of a trial's settings.
+fn algorithm(spec: &StudySpec, params: &Map<String, Value>) -> Result<Supervised, TrainError> {
+    match spec.training_spec(params, "trial").plan()? {
+        Plan::Supervised(a, _) => Ok(a),
+        _ => Err(TrainError::invalid("only supervised models can be tuned")),
+    }
+}
+
+/// How one evaluation ended: the fold means so far, and whether it ran to the end.
+enum Scored {
+    Complete(Vec<f64>),
+    Pruned(Vec<f64>),
+    Cancelled,
+}
+
+fn running_means(scores: &[f64]) -> Vec<f64> {
+    scores
+        .iter()
+        .scan(0.0, |sum, s| {
+            *sum += s;
+            Some(*sum)
+        })
+        .enumerate()
+        .map(|(i, sum)| sum / (i + 1) as f64)
+        .collect()
+}
+
+/// Scores `params`; `prune(step, mean)` may stop it after a fold.
+fn evaluate(
+    spec: &StudySpec,
+    data: &TrialData,
+    params: &Map<String, Value>,
+    cancelled: &Arc<AtomicBool>,
+    prune: impl FnMut(usize, f64) -> bool,
+) -> Result<Scored, TrainError> {
+    let algorithm = algorithm(spec, params)?;
+    let metric = spec.metric()?;
+    let control = FitControl::silent(cancelled.clone());
+    match &data.scoring {
+        Scoring::Folds(folds) => {
+            let mut keep_going = prune;
+            let outcome = cross_validate(
+                &algorithm,
+                &data.x,
+                &data.y,
+                folds,
+                metric,
+                &control,
+                |step, mean| !keep_going(step, mean),
+            )?;
+            Ok(match outcome {
+                CvOutcome::Complete(s) => Scored::Complete(running_means(&s)),
+                CvOutcome::Stopped(s) => Scored::Pruned(running_means(&s)),
+                CvOutcome::Cancelled => Scored::Cancelled,
+            })
+        }
+        Scoring::Validation(vx, vy) => {
+            let Some((model, _)) = algorithm.fit(&data.x, &data.y, None, &control)? else {
+                return Ok(Scored::Cancelled);
+            };
+            let predicted = match vy {
+                Labels::Classes(..) => model.predict_proba(vx)?,
+                Labels::Values(_) => model.predict_values(vx)?,
+            };
+            Ok(Scored::Complete(vec![mlops_ml::supervised_metric(
+                metric, vy, &predicted,
+            )?]))
+        }
+    }
+}
+
+/// What a study run shares with its trials.
+pub struct StudyRun {
+    pub name: String,
+    pub spec: StudySpec,
+    pub data: Arc<TrialData>,
+    pub studies: Studies,
+    pub owner: String,
+    pub lease: Duration,
+    pub store: ArtifactStore,
+    /// The study's deadline (`timeout_seconds` after it was created).
+    pub deadline: Option<Instant>,
+}
+
+/// Every trial's fold means by number, for the pruner: loaded from the table, then kept up to
+/// date by this server's trials.
+type FoldMeans = Arc<Mutex<BTreeMap<i64, Vec<f64>>>>;
+
+impl StudyRun {
+    /// Runs the study to its end inside `job`; returns its summary and the final model's folder.
+    pub async fn run(
+        self: Arc<Self>,
+        job: Arc<Job>,
+        ctx: ToolContext,
+    ) -> Result<(Value, Option<String>), TrainError> {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicBool::new(false));
+        let keeper = self.keep_lease(job.clone(), lost.clone());
+        let outcome = self.trials(&job, &ctx, &cancelled).await;
+        keeper.abort();
+        cancelled.store(true, Ordering::Relaxed);
+        if lost.load(Ordering::Relaxed) {
+            // Cancelled elsewhere, or another server holds the study now: it is theirs to end.
+            let row = self.studies.get(&self.name).await?;
+            return match row.map(|r| r.status) {
+                Some(s) if s == status::CANCELLED => Err(TrainError::Cancelled(self.name.clone())),
+                _ => Err(TrainError::failed(format!(
+                    "study `{}` was taken over by another server",
+                    self.name
+                ))),
+            };
+        }
+        match outcome {
+            Err(TrainError::Cancelled(_)) => {
+                self.studies
+                    .finish(&self.name, status::CANCELLED, None, None)
+                    .await?;
+                Err(TrainError::Cancelled(self.name.clone()))
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.studies
+                    .finish(&self.name, status::FAILED, None, Some(&message))
+                    .await?;
+                Err(e)
+            }
+            Ok(()) => self.conclude(&job, &ctx).await,
+        }
+    }
+
+    /// Renews the lease every third of it; a renewal refused means the study is cancelled or
+    /// someone else's now: the job is stopped.
+    fn keep_lease(&self, job: Arc<Job>, lost: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+        let (studies, name, owner, lease) = (
+            self.studies.clone(),
+            self.name.clone(),
+            self.owner.clone(),
+            self.lease,
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                match studies.renew(&name, &owner, lease.as_millis() as i64).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.store(true, Ordering::Relaxed);
+                        job.cancel.cancel();
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(study = %name, error = %e, "could not renew the study's lease")
+                    }
+                }
+            }
+        })
+    }
+
+    /// The baseline and the trials, until `n_trials` have ended, the deadline passes or the job
+    /// is cancelled.
+    async fn trials(
+        self: &Arc<Self>,
+        job: &Arc<Job>,
+        ctx: &ToolContext,
+        cancelled: &Arc<AtomicBool>,
+    ) -> Result<(), TrainError> {
+        let interrupted = self
+            .studies
+            .interrupt_others(&self.name, &self.owner)
+            .await?;
+        if interrupted > 0 {
+            tracing::info!(study = %self.name, interrupted, "resuming a study; trials left running by a stopped server will not count");
+        }
+        let row = self.studies.get(&self.name).await?;
+        if row.as_ref().and_then(|r| r.baseline_value).is_none() {
+            job.set_progress(
+                0.0,
+                Some("scoring the fixed settings (the baseline)".into()),
+            );
+            let baseline = self.score_blocking(Map::new(), cancelled, job).await?;
+            if let Some(v) = baseline {
+                self.studies.set_baseline(&self.name, v).await?;
+            }
+        }
+        let fold_means: FoldMeans = Arc::default();
+        let limit = match self.spec.sampler {
+            SamplerKind::Grid => grid_size(&self.spec.search_space).min(self.spec.n_trials as u64),
+            _ => self.spec.n_trials as u64,
+        };
+        let mut running: JoinSet<()> = JoinSet::new();
+        loop {
+            if job.cancel.is_cancelled() {
+                cancelled.store(true, Ordering::Relaxed);
+                let _ = tokio::time::timeout(ABANDON_AFTER, async {
+                    while running.join_next().await.is_some() {}
+                })
+                .await;
+                return Err(TrainError::Cancelled(self.name.clone()));
+            }
+            let trials = self.studies.trials(&self.name).await?;
+            {
+                let mut means = fold_means.lock().unwrap_or_else(|e| e.into_inner());
+                for t in &trials {
+                    means
+                        .entry(t.number)
+                        .or_insert_with(|| t.fold_means.clone());
+                }
+            }
+            let finished = trials.iter().filter(|t| t.is_finished()).count() as u64;
+            self.report(job, ctx, &trials, finished, limit);
+            let past_deadline = self.deadline.is_some_and(|d| Instant::now() >= d);
+            let mut next = trials.iter().map(|t| t.number + 1).max().unwrap_or(0);
+            while !past_deadline
+                && running.len() < self.spec.n_parallel as usize
+                && finished + (running.len() as u64) < limit
+            {
+                let history = observations(&self.spec, &trials);
+                let params = sample(
+                    self.spec.sampler,
+                    &self.spec.search_space,
+                    &history,
+                    self.spec.seed,
+                    next as u64,
+                );
+                if self
+                    .studies
+                    .claim_trial(&self.name, next, &params, &self.owner)
+                    .await?
+                {
+                    let this = self.clone();
+                    let (cancelled, fold_means) = (cancelled.clone(), fold_means.clone());
+                    running.spawn(async move {
+                        this.trial(next, params, cancelled, fold_means).await;
+                    });
+                }
+                next += 1;
+            }
+            if running.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = running.join_next() => {}
+                _ = job.cancel.cancelled() => {}
+            }
+        }
+    }
+
+    /// Progress: trials ended of the total, with the best value so far.
+    fn report(&self, job: &Job, ctx: &ToolContext, trials: &[TrialRow], done: u64, total: u64) {
+        let best = best_trial(&self.spec, trials);
+        let message = match best {
+            Some(b) => format!(
+                "{done}/{total} trials; best {} {:.4} (trial {})",
+                self.spec.metric,
+                b.value.unwrap_or(f64::NAN),
+                b.number
+            ),
+            None => format!("{done}/{total} trials"),
+        };
+        job.set_progress(done as f64 / total.max(1) as f64, Some(message.clone()));
+        if let Some(p) = ctx.progress_fn() {
+            p(done as f64, Some(total as f64), Some(message));
+        }
+    }
+
+    /// Scores `params` off the async threads (no pruning): the baseline.
+    async fn score_blocking(
+        &self,
+        params: Map<String, Value>,
+        cancelled: &Arc<AtomicBool>,
+        job: &Job,
+    ) -> Result<Option<f64>, TrainError> {
+        let (spec, data, flag) = (self.spec.clone(), self.data.clone(), cancelled.clone());
+        let work = tokio::task::spawn_blocking(move || {
+            evaluate(&spec, &data, &params, &flag, |_, _| false)
+        });
+        let scored = tokio::select! {
+            r = work => r.map_err(|e| TrainError::failed(format!("the baseline's thread stopped: {e}")))??,
+            _ = job.cancel.cancelled() => return Err(TrainError::Cancelled(self.name.clone())),
+        };
+        Ok(match scored {
+            Scored::Complete(means) => means.last().copied(),
+            _ => None,
+        })
+    }
+
+    /// Runs trial `number` and records how it ended.
+    async fn trial(
+        self: Arc<Self>,
+        number: i64,
+        params: Map<String, Value>,
+        cancelled: Arc<AtomicBool>,
+        fold_means: FoldMeans,
+    ) {
+        let started = Instant::now();
+        let this = self.clone();
+        let means_so_far = fold_means.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let spec = &this.spec;
+            evaluate(spec, &this.data, &params, &cancelled, |step, mean| {
+                let mut all = means_so_far.lock().unwrap_or_else(|e| e.into_inner());
+                let mine = all.entry(number).or_default();
+                mine.push(mean);
+                let others: Vec<f64> = all
+                    .iter()
+                    .filter(|(n, _)| **n != number)
+                    .filter_map(|(_, m)| m.get(step - 1).map(|v| spec.loss(*v)))
+                    .collect();
+                should_prune(spec.pruner, step as u32, spec.loss(mean), &others)
+            })
+        });
+        let result = work
+            .await
+            .map_err(|e| TrainError::failed(format!("the trial's thread stopped: {e}")))
+            .and_then(|r| r);
+        let seconds = started.elapsed().as_secs_f64();
+        let (state, means, error) = match result {
+            Ok(Scored::Complete(m)) => (status::COMPLETE, m, None),
+            Ok(Scored::Pruned(m)) => (status::PRUNED, m, None),
+            // The study is ending; it marks its running trials.
+            Ok(Scored::Cancelled) => return,
+            Err(e) => (status::FAILED, Vec::new(), Some(e.to_string())),
+        };
+        fold_means
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(number, means.clone());
+        let end = TrialEnd {
+            status: state,
+            value: means.last().copied(),
+            fold_means: &means,
+            seconds,
+            error: error.as_deref(),
+        };
+        if let Err(e) = self
+            .studies
+            .finish_trial(&self.name, number, &self.owner, &end)
+            .await
+        {
+            tracing::warn!(study = %self.name, trial = number, error = %e, "could not record a trial");
+        }
+    }
+
+    /// After the last trial: the best trial, the final model when asked, the study's end.
+    async fn conclude(
+        &self,
+        job: &Job,
+        ctx: &ToolContext,
+    ) -> Result<(Value, Option<String>), TrainError> {
+        let trials = self.studies.trials(&self.name).await?;
+        let Some(best) = best_trial(&self.spec, &trials).cloned() else {
+            let first = trials
+                .iter()
+                .find_map(|t| t.error.clone())
+                .unwrap_or_else(|| "no trial ran".into());
+            let message = format!("no trial completed; the first error: {first}");
+            self.studies
+                .finish(&self.name, status::FAILED, None, Some(&message))
+                .await?;
+            return Err(TrainError::invalid(message));
+        };
+        let importance = mlops_ml::search::parameter_importance(
+            &self.spec.search_space,
+            &observations(&self.spec, &trials),
+        );
+        if let Err(e) = crate::tune::plots::save_plots(
+            &self.store,
+            &self.name,
+            &self.spec,
+            &trials,
+            &importance,
+        )
+        .await
+        {
+            tracing::warn!(study = %self.name, error = %e, "could not save the study's plots");
+        }
+        let model_uri = if self.spec.train_best {
+            job.set_progress(1.0, Some("training the final model".into()));
+            Some(self.train_best(&best, ctx).await?)
+        } else {
+            None
+        };
+        self.studies
+            .finish(&self.name, status::COMPLETED, model_uri.as_deref(), None)
+            .await?;
+        let summary = json!({
+            "best_trial": best.number,
+            format!("best_{}", self.spec.metric): best.value,
+            "best_hyperparameters": self.spec.settings(&best.params),
+            "trials": trials.len(),
+        });
+        Ok((summary, model_uri))
+    }
+
+    /// Trains the final model on all the training data with the best trial's settings; the study
+    /// is recorded in its metrics (its lineage).
+    async fn train_best(&self, best: &TrialRow, ctx: &ToolContext) -> Result<String, TrainError> {
+        let name = self.spec.model_name.clone().unwrap_or(self.name.clone());
+        let mut spec = self.spec.training_spec(&best.params, &name);
+        spec.tuning_study = Some(json!({
+            "study_name": self.name,
+            "best_trial": best.number,
+            "metric": self.spec.metric,
+            "value": best.value,
+            "evaluation": match &self.data.scoring {
+                Scoring::Folds(f) => format!("{}-fold cross-validation", f.len()),
+                Scoring::Validation(..) => "validation table".into(),
+            },
+        }));
+        let plan = spec.plan()?;
+        let jobs = JobManager::new();
+        let job = jobs
+            .start(&name, spec.task.algorithm_name())
+            .map_err(TrainError::invalid)?;
+        let opts = JobOptions {
+            name: Some(name.clone()),
+            overwrite: true,
+            wait: true,
+            max_runtime_seconds: None,
+        };
+        let (_, uri) = execute(self.store.clone(), spec, plan, job, ctx.clone(), opts).await?;
+        Ok(uri)
+    }
+}
+
+/// The finished trials as the sampler sees them: complete ones, lower is better.
+pub fn observations(spec: &StudySpec, trials: &[TrialRow]) -> Vec<Observation> {
+    trials
+        .iter()
+        .filter(|t| t.status == status::COMPLETE)
+        .filter_map(|t| {
+            t.value.map(|v| Observation {
+                params: t.params.clone(),
+                value: spec.loss(v),
+            })
+        })
+        .collect()
+}
+
+/// The complete trial with the best value (the lowest number among equals).
+pub fn best_trial<'a>(spec: &StudySpec, trials: &'a [TrialRow]) -> Option<&'a TrialRow> {
+    trials
+        .iter()
+        .filter(|t| t.status == status::COMPLETE && t.value.is_some_and(f64::is_finite))
+        .min_by(|a, b| {
+            spec.loss(a.value.unwrap_or(f64::NAN))
+                .total_cmp(&spec.loss(b.value.unwrap_or(f64::NAN)))
+                .then(a.number.cmp(&b.number))
+        })
+}
