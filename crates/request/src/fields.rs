@@ -10,7 +10,7 @@ use mlops_core::metric_names;
 use mlops_core::normalize_name as normalize;
 use serde_json::Value;
 
-use crate::request::{MetricGoal, NotificationChannel, Problem, TaskType};
+use crate::request::{MetricGoal, NotificationChannel, Problem, TaskType, TuneRequest};
 use crate::spelling::did_you_mean;
 
 /// Retries an operator may approve when the issue does not say.
@@ -355,6 +355,87 @@ pub(crate) fn hyperparameters(v: Option<&Value>) -> Result<BTreeMap<String, Valu
     }
 }
 
+/// Most trials a `tune:` block may ask for.
+const MAX_TUNE_TRIALS: u64 = 1000;
+
+/// `tune`: `n_trials`, `search_space` (per setting a range or a list of choices) and
+/// `timeout_seconds`, for a classifier or a regressor; none when absent. The ranges themselves
+/// are checked against the algorithm when the search runs.
+pub(crate) fn tune(
+    v: Option<&Value>,
+    task: Option<TaskType>,
+) -> Result<Option<TuneRequest>, Problem> {
+    let problem = |m: String| Problem::new(Some("tune"), m);
+    let example = "e.g.\n```yaml\ntune:\n  n_trials: 30\n  search_space:\n    max_depth: {type: int, low: 2, high: 12}\n    learning_rate: {type: float, low: 0.01, high: 0.3, log: true}\n```";
+    let m = match v {
+        None => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(v) => {
+            return Err(problem(format!(
+                "`{}` is not a tuning block; write `n_trials` and `search_space` indented under `tune:`, {example}",
+                show(v)
+            )));
+        }
+    };
+    if let Some(t) = task.filter(|t| !t.supervised()) {
+        return Err(problem(format!(
+            "tuning searches classifiers and regressors; this issue asks for {t}. Remove the `tune:` block."
+        )));
+    }
+    let mut n_trials = 20;
+    let mut search_space = None;
+    let mut timeout_seconds = None;
+    for (key, value) in m {
+        match normalize(key).as_str() {
+            "n_trials" | "trials" => match value.as_u64() {
+                Some(n) if (1..=MAX_TUNE_TRIALS).contains(&n) => n_trials = n as u32,
+                _ => {
+                    return Err(problem(format!(
+                        "tune.n_trials is `{}`; give a whole number from 1 to {MAX_TUNE_TRIALS}.",
+                        show(value)
+                    )));
+                }
+            },
+            "search_space" | "space" => match value {
+                Value::Object(s) if !s.is_empty() => {
+                    search_space = Some(s.iter().map(|(k, v)| (normalize(k), v.clone())).collect())
+                }
+                _ => {
+                    return Err(problem(format!(
+                        "tune.search_space is `{}`; give each searched setting its range or choices, {example}",
+                        show(value)
+                    )));
+                }
+            },
+            "timeout_seconds" | "timeout" => match value.as_u64() {
+                Some(s) if s > 0 => timeout_seconds = Some(s),
+                _ => {
+                    return Err(problem(format!(
+                        "tune.timeout_seconds is `{}`; give a whole number of seconds above 0.",
+                        show(value)
+                    )));
+                }
+            },
+            other => {
+                return Err(problem(format!(
+                    "tune has no setting `{other}`; it takes n_trials, search_space and timeout_seconds."
+                )));
+            }
+        }
+    }
+    let Some(search_space) = search_space else {
+        return Err(problem(format!(
+            "the tune block needs a search_space, {example}"
+        )));
+    };
+    Ok(Some(TuneRequest {
+        n_trials,
+        search_space,
+        timeout_seconds,
+    }))
+}
+
 /// `notify`: channels as a list, a comma-separated line or a mapping, each `kind` or
 /// `kind:target`; a comment on the issue when absent. Every unknown channel is a problem.
 pub(crate) fn notify(v: Option<&Value>) -> Result<Vec<NotificationChannel>, Vec<Problem>> {
@@ -465,6 +546,53 @@ pub(crate) fn seed(v: Option<&Value>) -> Result<Option<u64>, Problem> {
 mod tests {
     use crate::testing::{has, ok, problems};
     use crate::{NotificationChannel, TaskType};
+
+    #[test]
+    fn a_tune_block_is_read_in_a_yaml_block_and_in_lines() {
+        let r = ok(
+            "```yaml\ndataset: d.csv\ntarget_column: y\ntask_type: classification\nalgorithm: xgboost\nthreshold: 0.8\ntune:\n  n_trials: 12\n  timeout_seconds: 600\n  search_space:\n    max_depth: {type: int, low: 2, high: 8}\n    learning_rate: {type: float, low: 0.01, high: 0.3, log: true}\n```",
+        );
+        let tune = r.tune.unwrap();
+        assert_eq!(tune.n_trials, 12);
+        assert_eq!(tune.timeout_seconds, Some(600));
+        assert_eq!(tune.search_space["max_depth"]["high"], serde_json::json!(8));
+        let r = ok(
+            "dataset: d.csv\ntarget: y\ntask: regression\nthreshold: 0.5\ntuning:\n  search_space:\n    alpha: [0.1, 1.0]\n",
+        );
+        assert_eq!(r.tune.unwrap().n_trials, 20, "the default");
+        assert_eq!(
+            ok("dataset: d.csv\ntarget: y\ntask: regression\nthreshold: 0.5\n").tune,
+            None
+        );
+    }
+
+    #[test]
+    fn a_bad_tune_block_is_a_problem_naming_it() {
+        let base = "```yaml\ndataset: d.csv\ntarget_column: y\ntask_type: classification\nthreshold: 0.8\n";
+        for (tune, expected) in [
+            ("tune: 30", "is not a tuning block"),
+            (
+                "tune:\n  n_trials: 0\n  search_space: {a: [1, 2]}",
+                "tune.n_trials is `0`",
+            ),
+            ("tune:\n  n_trials: 5", "needs a search_space"),
+            ("tune:\n  search_space: {}", "tune.search_space"),
+            (
+                "tune:\n  search_space: {a: [1]}\n  sampler: grid",
+                "no setting `sampler`",
+            ),
+        ] {
+            let p = problems(&format!("{base}{tune}\n```"));
+            assert!(has(&p, Some("tune"), expected), "{tune}: {p:#?}");
+        }
+        let p = problems(
+            "```yaml\ndataset: d.csv\ntask_type: clustering\nthreshold: 0.3\ntune:\n  search_space: {eps: [0.1, 0.5]}\n```",
+        );
+        assert!(
+            has(&p, Some("tune"), "classifiers and regressors"),
+            "{p:#?}"
+        );
+    }
 
     #[test]
     fn defaults_fill_what_is_optional() {

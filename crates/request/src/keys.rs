@@ -73,6 +73,15 @@ const KEYS: &[(&str, &[&str])] = &[
     ),
     ("model_name", &["registered_model_name", "registered_model"]),
     ("seed", &["random_seed", "random_state"]),
+    (
+        "tune",
+        &[
+            "tuning",
+            "hyperparameter_tuning",
+            "hyperparameter_search",
+            "search",
+        ],
+    ),
 ];
 
 /// The canonical key a normalised key stands for, by name or synonym.

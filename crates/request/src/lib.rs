@@ -31,4 +31,6 @@ mod testing;
 pub use issue_file::split_issue_markdown;
 pub use parse::parse_training_request;
 pub use problems::format_problems_comment;
-pub use request::{MetricGoal, NotificationChannel, Problem, TaskType, TrainingRequest};
+pub use request::{
+    MetricGoal, NotificationChannel, Problem, TaskType, TrainingRequest, TuneRequest,
+};

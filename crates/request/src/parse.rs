@@ -44,6 +44,7 @@ pub fn parse_training_request(title: &str, body: &str) -> Result<TrainingRequest
     let notify = p.keep_all(fields::notify(given.get("notify")));
     let model_name = p.keep(fields::model_name(given.get("model_name")));
     let seed = p.keep(fields::seed(given.get("seed")));
+    let tune = p.keep(fields::tune(given.get("tune"), task_type));
     p.finish()?;
 
     // Without problems every required field was read; an algorithm or metric is only unread
@@ -76,6 +77,7 @@ pub fn parse_training_request(title: &str, body: &str) -> Result<TrainingRequest
         notify: notify.unwrap_or_default(),
         model_name: model_name.flatten(),
         seed: seed.flatten(),
+        tune: tune.flatten(),
         source: found.format.as_str().to_string(),
     })
 }

@@ -127,8 +127,23 @@ pub struct TrainingRequest {
     pub model_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// A hyperparameter search to run before training; training then uses its best settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<TuneRequest>,
     /// Which format the parameters were found in: `yaml_block` or `key_value_lines`.
     pub source: String,
+}
+
+/// The issue's `tune:` block: a search over `search_space` (as `tune_hyperparameters` takes it)
+/// whose best settings the training step uses; `hyperparameters` stay fixed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TuneRequest {
+    /// Trials to run (default 20).
+    pub n_trials: u32,
+    pub search_space: BTreeMap<String, Value>,
+    /// Start no new trial after this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
 }
 
 /// One thing wrong with an issue, as a plain sentence.

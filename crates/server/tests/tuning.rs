@@ -424,3 +424,70 @@ async fn a_killed_server_s_study_is_finished_by_another_without_repeating_a_tria
         assert_eq!(now["seconds"], t["seconds"]);
     }
 }
+
+#[tokio::test]
+async fn a_workflow_with_a_tune_block_trains_with_the_best_settings() {
+    let s = Server::start().await;
+    s.generate("classification", 1500, "datasets/c.csv");
+    let body = "Please tune and train.\n\n```yaml\ndataset: datasets/c.csv\ntarget_column: label\ntask_type: classification\nalgorithm: random_forest\nhyperparameters:\n  n_estimators: 30\nmetric: f1\nthreshold: 0.5\nmax_retry: 0\nnotify: [github]\nmodel_name: tuned\nseed: 4\ntune:\n  n_trials: 6\n  search_space:\n    max_depth: {type: int, low: 2, high: 10}\n    min_samples_leaf: {type: int, low: 1, high: 30, log: true}\n```\n";
+    let started = s
+        .ok(
+            "start_workflow",
+            json!({"body": body, "timing": {"backoff_ms": 20}}),
+        )
+        .await;
+    let id = started["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let done = loop {
+        let r = s
+            .ok("get_workflow_status", json!({"execution_id": id}))
+            .await;
+        if r["status"] != "running" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let tuned = &done["context"]["outputs"]["TuneHyperparameters"];
+    assert_eq!(tuned["tuned"], true, "{done}");
+    assert_eq!(tuned["trials_complete"], 6);
+    assert_eq!(
+        tuned["metric"], "f1_macro",
+        "the issue's `f1` is the vocabulary's f1_macro"
+    );
+    let best = tuned["best_hyperparameters"].as_object().unwrap();
+    assert_eq!(
+        best["n_estimators"], 30,
+        "the fixed setting is kept: {best:?}"
+    );
+
+    // The study the workflow ran, and the model trained with its best settings.
+    let study = s
+        .ok(
+            "get_tuning_study",
+            json!({"study_name": tuned["study_name"]}),
+        )
+        .await;
+    assert_eq!(study["status"], "completed");
+    let model = done["context"]["outputs"]["TrainModel"]["model_uri"]
+        .as_str()
+        .unwrap();
+    let card = s.ok("load_model", json!({"model_uri": model})).await;
+    for key in ["max_depth", "min_samples_leaf", "n_estimators"] {
+        assert_eq!(card["hyperparameters"][key], best[key], "{key}: {card}");
+    }
+    let dir = s.path("history-repo/training_history");
+    let record = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .next()
+        .unwrap();
+    assert!(
+        record.contains(&format!(
+            "Tuned by study `{}`: 6 trials",
+            tuned["study_name"].as_str().unwrap()
+        )),
+        "{record}"
+    );
+}

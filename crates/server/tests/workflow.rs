@@ -154,6 +154,7 @@ async fn passing_run_and_approved_retry() {
         states(&done),
         [
             "PrepareData:succeeded",
+            "TuneHyperparameters:succeeded",
             "TrainModel:succeeded",
             "EvaluateModel:succeeded",
             "JudgeResults:succeeded",
@@ -598,13 +599,13 @@ async fn two_servers_share_one_postgres_queue() {
         // below prove no side effect happened twice.
         let steps = states(&done);
         let succeeded: Vec<&String> = steps.iter().filter(|s| s.ends_with(":succeeded")).collect();
-        assert_eq!(succeeded.len(), 7, "{id}: {steps:?}");
+        assert_eq!(succeeded.len(), 8, "{id}: {steps:?}");
         let mut names: Vec<&str> = succeeded
             .iter()
             .map(|s| s.split(':').next().unwrap())
             .collect();
         names.dedup();
-        assert_eq!(names.len(), 7, "{id}: {steps:?}");
+        assert_eq!(names.len(), 8, "{id}: {steps:?}");
         assert!(
             !steps.iter().any(|s| s.ends_with(":started")),
             "{id}: {steps:?}"

@@ -39,7 +39,7 @@ impl Capability for WorkflowCapability {
                 e.clone(),
                 "start_workflow",
                 "Start the training workflow",
-                "Start the issue-driven training workflow: PrepareData → TrainModel → EvaluateModel → JudgeResults → RegisterModel → WriteHistory → NotifySuccess, with operator-approved retries and rollback on failure. Give `issue_number` (an issue labelled mlops:train; invalid parameters are commented back on it) or the issue text as `body` (a fenced YAML block or `key: value` lines, see the README). Returns the execution id; follow it with get_workflow_status.",
+                "Start the issue-driven training workflow: PrepareData → TuneHyperparameters (with a `tune:` block) → TrainModel → EvaluateModel → JudgeResults → RegisterModel → WriteHistory → NotifySuccess, with operator-approved retries and rollback on failure. Give `issue_number` (an issue labelled mlops:train; invalid parameters are commented back on it) or the issue text as `body` (a fenced YAML block or `key: value` lines, see the README). Returns the execution id; follow it with get_workflow_status.",
                 Annotations::WRITES,
                 |e, i: StartInput, _ctx: ToolContext| async move { start(&e, i).await },
             ),

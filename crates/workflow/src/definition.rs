@@ -57,6 +57,7 @@ macro_rules! state_names {
 
 state_names!(
     PrepareData,
+    TuneHyperparameters,
     TrainModel,
     EvaluateModel,
     JudgeResults,
@@ -151,7 +152,7 @@ const fn end(name: StateName, kind: Kind, comment: &'static str) -> State {
 
 pub const START: StateName = PrepareData;
 
-/// The machine. Errors in PrepareData, TrainModel and EvaluateModel go through the ErrorHandler
+/// The machine. Errors in PrepareData, TuneHyperparameters, TrainModel and EvaluateModel go through the ErrorHandler
 /// catch to NotifyFailure; a failure after the model was promoted goes to RollbackModel first.
 pub const STATES: &[State] = &[
     task(
@@ -159,6 +160,14 @@ pub const STATES: &[State] = &[
         "Split and preprocess the issue's dataset (preprocess_supervised).",
         15 * MIN,
         3,
+        TuneHyperparameters,
+        NotifyFailure,
+    ),
+    task(
+        TuneHyperparameters,
+        "With the issue's tune: block, search the settings on the training split and keep the best (tune_hyperparameters); without one, nothing.",
+        120 * MIN,
+        1,
         TrainModel,
         NotifyFailure,
     ),
@@ -411,6 +420,10 @@ mod tests {
         let asl = to_asl("mlops-");
         let states = asl["States"].as_object().unwrap();
         assert_eq!(states["TrainModel"]["TimeoutSeconds"], 3600);
+        assert_eq!(states["PrepareData"]["Next"], "TuneHyperparameters");
+        assert_eq!(states["TuneHyperparameters"]["TimeoutSeconds"], 7200);
+        assert_eq!(states["TuneHyperparameters"]["Retry"][0]["MaxAttempts"], 1);
+        assert_eq!(states["TuneHyperparameters"]["Next"], "TrainModel");
         assert_eq!(states["PrepareData"]["Retry"][0]["MaxAttempts"], 3);
         assert_eq!(states["PrepareData"]["Catch"][0]["Next"], "NotifyFailure");
         assert!(

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::context::Context;
-use crate::definition::StateName::{EvaluateModel, TrainModel};
+use crate::definition::StateName::{EvaluateModel, TrainModel, TuneHyperparameters};
 
 /// The Markdown record of a passed run: parameters, data, metrics, registry version, retries.
 pub(crate) fn markdown(c: &Context) -> String {
@@ -46,7 +46,27 @@ pub(crate) fn markdown(c: &Context) -> String {
         let _ = writeln!(md, "| {k} | {v} |");
     }
     md.push_str("\n## Hyperparameters\n\n");
-    if r.hyperparameters.is_empty() {
+    let tuned = c
+        .output(TuneHyperparameters, "best_hyperparameters")
+        .filter(|h| h.is_object());
+    if let Some(best) = tuned {
+        let at = |field: &str| {
+            c.output(TuneHyperparameters, field)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let _ = writeln!(
+            md,
+            "Tuned by study `{}`: {} trials; cross-validated {} {} with the fixed settings, {} with the best (trial {}). Trained with:\n\n```json\n{}\n```",
+            at("study_name").as_str().unwrap_or("?"),
+            at("trials_complete"),
+            at("metric").as_str().unwrap_or("?"),
+            number(&at("baseline_value")),
+            number(&at("best_value")),
+            at("best_trial"),
+            serde_json::to_string_pretty(best).unwrap_or_default()
+        );
+    } else if r.hyperparameters.is_empty() {
         md.push_str("Defaults.\n");
     } else {
         let _ = writeln!(
@@ -70,4 +90,9 @@ pub(crate) fn markdown(c: &Context) -> String {
         let _ = writeln!(md, "\nJudgement: {reason}.");
     }
     md
+}
+
+/// A metric value as the record shows it.
+fn number(v: &Value) -> String {
+    v.as_f64().map_or("–".into(), |f| format!("{f:.4}"))
 }

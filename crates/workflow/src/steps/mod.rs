@@ -4,6 +4,7 @@
 //! dead code, which the lints refuse.
 //!
 //! - [`training`]: PrepareData, TrainModel, EvaluateModel and JudgeResults.
+//! - [`tuning`]: TuneHyperparameters, the search a `tune:` block asks for.
 //! - [`approval`]: CheckRetryLimit, NotifyOperator, WaitForOperatorInput and IncrementRetry.
 //! - [`success`]: RegisterModel, WriteHistory and NotifySuccess.
 //! - [`failure`]: RollbackModel and NotifyFailure.
@@ -14,6 +15,7 @@ pub(crate) mod effects;
 mod failure;
 mod success;
 mod training;
+mod tuning;
 
 use std::time::Duration;
 
@@ -74,6 +76,7 @@ pub(crate) async fn run(
     use StateName::*;
     match s.name {
         PrepareData => training::prepare_data(&attempt, c).await,
+        TuneHyperparameters => tuning::tune_hyperparameters(&attempt, c).await,
         TrainModel => training::train_model(&attempt, c).await,
         EvaluateModel => training::evaluate_model(&attempt, c).await,
         JudgeResults => training::judge_results(c),

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Attempt, Outcome};
 use crate::context::Context;
-use crate::definition::StateName::{EvaluateModel, PrepareData, TrainModel};
+use crate::definition::StateName::{EvaluateModel, PrepareData, TrainModel, TuneHyperparameters};
 use crate::error::WorkflowError;
 
 /// PrepareData: split and preprocess the dataset.
@@ -46,6 +46,12 @@ pub(super) async fn train_model(
     } else {
         "train_supervised_regressor"
     };
+    // A tuned run trains with the study's best settings (the fixed ones among them).
+    let hyperparameters = c
+        .output(TuneHyperparameters, "best_hyperparameters")
+        .filter(|h| h.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!(r.hyperparameters));
     let out = attempt
         .engine
         .call(
@@ -55,7 +61,7 @@ pub(super) async fn train_model(
                 "train_data_uri": c.text(PrepareData, "train_data_uri")?,
                 "validation_data_uri": c.output(PrepareData, "validation_data_uri"),
                 "training_job_name": attempt.run_name,
-                "hyperparameters": r.hyperparameters,
+                "hyperparameters": hyperparameters,
                 "seed": r.seed.unwrap_or(42),
                 // A retried or resumed step trains again under the same name.
                 "overwrite": true,
