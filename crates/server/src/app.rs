@@ -146,6 +146,7 @@ impl App {
             store.clone(),
             db.clone(),
             Duration::from_secs_f64(tuning_lease),
+            training_backend.clone(),
         )
         .await
         .context("opening the tuning tables")?;

@@ -239,4 +239,46 @@ async fn ray_runs_the_worker_and_the_job_reports_like_a_local_one() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // A tuning study runs each trial as a Ray job of its own, two at once.
+    let study = ok(
+        &client,
+        "tune_hyperparameters",
+        json!({
+            "study_name": "ray-study", "task": "classification", "algorithm": "random_forest",
+            "train_data_uri": "datasets/train.csv", "target_column": "label",
+            "search_space": {"n_estimators": {"type": "int", "low": 5, "high": 30},
+                             "max_depth": {"type": "int", "low": 2, "high": 8}},
+            "n_trials": 4, "n_parallel": 2, "seed": 1
+        }),
+    )
+    .await;
+    assert_eq!(study["status"], "completed", "{study}");
+    assert_eq!(study["trial_counts"]["complete"], 4, "{study}");
+    let mut trials = Vec::new();
+    for n in 0..4 {
+        let job = ray_job(&ray.url, &format!("ray-study-trial-{n}")).await;
+        let entrypoint = job["entrypoint"].as_str().unwrap();
+        assert!(
+            entrypoint.ends_with(&format!(
+                "train-worker --spec file://{}/jobs/ray-study-trial-{n}/spec.json",
+                root.display()
+            )),
+            "{entrypoint}"
+        );
+        trials.push(job);
+    }
+    // Two ran at once: some trial started before another had ended.
+    let span = |j: &Value| {
+        (
+            j["start_time"].as_u64().unwrap(),
+            j["end_time"].as_u64().unwrap_or(u64::MAX),
+        )
+    };
+    let overlapping = trials.iter().enumerate().any(|(i, a)| {
+        trials[i + 1..].iter().any(|b| {
+            let ((a0, a1), (b0, b1)) = (span(a), span(b));
+            a0 < b1 && b0 < a1
+        })
+    });
+    assert!(overlapping, "{trials:?}");
 }

@@ -373,7 +373,9 @@ async fn adopt(
             let uri = result.output_uri.ok_or_else(|| {
                 TrainError::Remote("the training worker reported no model location".into())
             })?;
-            if spec.task.saves_model() {
+            if spec.trial.is_some() {
+                // A tuning trial saves no model: its scores are its result.
+            } else if spec.task.saves_model() {
                 let artifact = ModelArtifact::load(store, &uri).await?;
                 TrainedModel::from_artifact(&artifact)?;
             } else if !store.exists(&store.resolve(&uri)?).await? {

@@ -330,6 +330,7 @@ impl ReinforcementInput {
             seed: self.seed,
             max_runtime_seconds: self.max_runtime_seconds,
             tuning_study: None,
+            trial: None,
         }
     }
 }
@@ -403,6 +404,7 @@ impl<A> TrainInput<A> {
             seed: self.seed,
             max_runtime_seconds: self.max_runtime_seconds,
             tuning_study: None,
+            trial: None,
         }
     }
 }
@@ -423,6 +425,7 @@ impl<A> UnsupervisedInput<A> {
             seed: self.seed,
             max_runtime_seconds: self.max_runtime_seconds,
             tuning_study: None,
+            trial: None,
         }
     }
 }

@@ -101,6 +101,16 @@ pub struct TrainingSpec {
     /// the model's metrics as its lineage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuning_study: Option<Value>,
+    /// A tuning trial to score instead of a model to save (a trial run on a remote backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Box<TrialSpec>>,
+}
+
+/// A tuning trial as a job: the study (its data, scoring and metric) and the trial's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrialSpec {
+    pub study: crate::tune::StudySpec,
+    pub params: Map<String, Value>,
 }
 
 /// A spec's algorithm with its checked settings.
@@ -210,6 +220,10 @@ pub async fn execute(
     ctx: ToolContext,
     opts: JobOptions,
 ) -> JobResult {
+    if let Some(trial) = &spec.trial {
+        let name = spec.training_job_name.clone();
+        return crate::tune::score_trial(&store, &name, trial, &job, &ctx, &opts).await;
+    }
     match plan {
         Plan::Supervised(algorithm, task) => {
             supervised(&store, &spec, algorithm, task, &job, &ctx, &opts).await
@@ -558,6 +572,7 @@ mod tests {
             seed: 7,
             max_runtime_seconds: Some(60),
             tuning_study: None,
+            trial: None,
         }
     }
 

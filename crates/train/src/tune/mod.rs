@@ -18,11 +18,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::sync::watch;
 
+use crate::backend::Backend;
 use crate::error::TrainError;
 pub use report::{StudyList, StudyReport};
+pub(crate) use run::score_trial;
 use run::{StudyRun, load_data};
 use store::{Studies, StudyRow, status};
-use study::{StudySpec, TuneInput};
+pub(crate) use study::StudySpec;
+use study::TuneInput;
 
 /// How long a study's lease lasts unless `MLOPS_TUNING_LEASE_SECONDS` says otherwise: a study
 /// whose server stops is taken over this long after its last renewal.
@@ -43,14 +46,18 @@ struct Shared {
     jobs: Arc<JobManager>,
     owner: String,
     lease: Duration,
+    /// Where trials run: in this process, or each as a job of the training backend.
+    backend: Backend,
 }
 
 impl TuningCapability {
-    /// Opens (and creates) the study tables behind `pool`.
+    /// Opens (and creates) the study tables behind `pool`; trials run where `backend` says (a
+    /// remote backend runs each trial as its own job).
     pub async fn open(
         store: ArtifactStore,
         pool: sqlx::AnyPool,
         lease: Duration,
+        backend: Backend,
     ) -> Result<Arc<Self>, sqlx::Error> {
         Ok(Arc::new(Self {
             shared: Shared {
@@ -59,6 +66,7 @@ impl TuningCapability {
                 jobs: JobManager::new(),
                 owner: format!("tuner-{}", uuid::Uuid::new_v4().simple()),
                 lease,
+                backend,
             },
         }))
     }
@@ -174,6 +182,7 @@ impl Shared {
             owner: self.owner.clone(),
             lease: self.lease,
             store: self.store.clone(),
+            backend: self.backend.clone(),
             deadline,
         });
         let opts = JobOptions {
@@ -314,7 +323,7 @@ impl Capability for TuningCapability {
                 shared.clone(),
                 "tune_hyperparameters",
                 "Tune hyperparameters",
-                "Search an algorithm's settings as a durable study: each trial's settings are drawn from `search_space` (sampler tpe = Tree-structured Parzen Estimator, the default; random; grid) and scored by k-fold cross-validation (stratified for classification) or on `validation_data_uri`, `n_parallel` at once; `pruner` (median, successive_halving) stops poor trials after a fold. Reports the fixed settings' score (baseline), the best trial and settings, parameter importance; `train_best` then trains `models/<model_name>/` on all the data with the best settings, ready for register_model. A stopped server's study is resumed by another; follow one with get_tuning_study. Example: {\"task\":\"classification\",\"algorithm\":\"xgboost\",\"train_data_uri\":\"processed/churn/train.parquet\",\"search_space\":{\"max_depth\":{\"type\":\"int\",\"low\":2,\"high\":10},\"learning_rate\":{\"type\":\"float\",\"low\":0.01,\"high\":0.3,\"log\":true}},\"metric\":\"roc_auc\",\"n_trials\":30}",
+                "Search an algorithm's settings as a durable study: each trial's settings are drawn from `search_space` (sampler tpe = Tree-structured Parzen Estimator, the default; random; grid) and scored by k-fold cross-validation (stratified for classification) or on `validation_data_uri`, `n_parallel` at once (with MLOPS_TRAINING_BACKEND=ray, each a Ray job); `pruner` (median, successive_halving) stops poor trials after a fold. Reports the fixed settings' score (baseline), the best trial and settings, parameter importance; `train_best` then trains `models/<model_name>/` on all the data with the best settings, ready for register_model. A stopped server's study is resumed by another; follow one with get_tuning_study. Example: {\"task\":\"classification\",\"algorithm\":\"xgboost\",\"train_data_uri\":\"processed/churn/train.parquet\",\"search_space\":{\"max_depth\":{\"type\":\"int\",\"low\":2,\"high\":10},\"learning_rate\":{\"type\":\"float\",\"low\":0.01,\"high\":0.3,\"log\":true}},\"metric\":\"roc_auc\",\"n_trials\":30}",
                 Annotations::WRITES,
                 |s, i: TuneInput, ctx| async move { s.tune(i, ctx).await },
             )

@@ -15,9 +15,11 @@ use mlops_ml::{CvOutcome, FitControl, Labels, Matrix, Supervised, cross_validate
 use serde_json::{Map, Value, json};
 use tokio::task::JoinSet;
 
+use crate::backend::{Backend, RemoteTraining};
 use crate::error::TrainError;
 use crate::prepare::prepare_supervised;
-use crate::spec::{Plan, execute};
+use crate::runner::JobResult;
+use crate::spec::{Plan, TrialSpec, execute};
 use crate::tune::store::{Studies, TrialEnd, TrialRow, status};
 use crate::tune::study::StudySpec;
 
@@ -149,6 +151,7 @@ pub struct StudyRun {
     pub owner: String,
     pub lease: Duration,
     pub store: ArtifactStore,
+    pub backend: Backend,
     /// The study's deadline (`timeout_seconds` after it was created).
     pub deadline: Option<Instant>,
 }
@@ -363,26 +366,17 @@ impl StudyRun {
         fold_means: FoldMeans,
     ) {
         let started = Instant::now();
-        let this = self.clone();
-        let means_so_far = fold_means.clone();
-        let work = tokio::task::spawn_blocking(move || {
-            let spec = &this.spec;
-            evaluate(spec, &this.data, &params, &cancelled, |step, mean| {
-                let mut all = means_so_far.lock().unwrap_or_else(|e| e.into_inner());
-                let mine = all.entry(number).or_default();
-                mine.push(mean);
-                let others: Vec<f64> = all
-                    .iter()
-                    .filter(|(n, _)| **n != number)
-                    .filter_map(|(_, m)| m.get(step - 1).map(|v| spec.loss(*v)))
-                    .collect();
-                should_prune(spec.pruner, step as u32, spec.loss(mean), &others)
-            })
-        });
-        let result = work
-            .await
-            .map_err(|e| TrainError::failed(format!("the trial's thread stopped: {e}")))
-            .and_then(|r| r);
+        let result = match &self.backend {
+            Backend::Local => {
+                self.clone()
+                    .local_trial(number, params, cancelled, fold_means.clone())
+                    .await
+            }
+            Backend::Remote(remote) => {
+                self.remote_trial(remote.clone(), number, params, cancelled)
+                    .await
+            }
+        };
         let seconds = started.elapsed().as_secs_f64();
         let (state, means, error) = match result {
             Ok(Scored::Complete(m)) => (status::COMPLETE, m, None),
@@ -408,6 +402,83 @@ impl StudyRun {
             .await
         {
             tracing::warn!(study = %self.name, trial = number, error = %e, "could not record a trial");
+        }
+    }
+
+    /// Scores a trial in this process, off the async threads; the pruner sees each fold.
+    async fn local_trial(
+        self: Arc<Self>,
+        number: i64,
+        params: Map<String, Value>,
+        cancelled: Arc<AtomicBool>,
+        fold_means: FoldMeans,
+    ) -> Result<Scored, TrainError> {
+        let work = tokio::task::spawn_blocking(move || {
+            let spec = &self.spec;
+            evaluate(spec, &self.data, &params, &cancelled, |step, mean| {
+                let mut all = fold_means.lock().unwrap_or_else(|e| e.into_inner());
+                let mine = all.entry(number).or_default();
+                mine.push(mean);
+                let others: Vec<f64> = all
+                    .iter()
+                    .filter(|(n, _)| **n != number)
+                    .filter_map(|(_, m)| m.get(step - 1).map(|v| spec.loss(*v)))
+                    .collect();
+                should_prune(spec.pruner, step as u32, spec.loss(mean), &others)
+            })
+        });
+        work.await
+            .map_err(|e| TrainError::failed(format!("the trial's thread stopped: {e}")))?
+    }
+
+    /// Scores a trial as a job of the remote backend (`<study>-trial-<number>`): the worker reads
+    /// the study's data and scores every fold (no pruning: its folds come back together).
+    async fn remote_trial(
+        &self,
+        remote: RemoteTraining,
+        number: i64,
+        params: Map<String, Value>,
+        cancelled: Arc<AtomicBool>,
+    ) -> Result<Scored, TrainError> {
+        let name = format!("{}-trial-{number}", self.name);
+        let mut spec = self.spec.training_spec(&params, &name);
+        spec.trial = Some(Box::new(TrialSpec {
+            study: self.spec.clone(),
+            params,
+        }));
+        let spec = remote.prepare(&self.store, spec)?;
+        let jobs = JobManager::new();
+        let job = jobs
+            .start(&name, spec.task.algorithm_name())
+            .map_err(TrainError::invalid)?;
+        // The study's stop flag stops the remote job too.
+        let watcher = {
+            let job = job.clone();
+            tokio::spawn(async move {
+                while !cancelled.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                job.cancel.cancel();
+            })
+        };
+        let opts = JobOptions {
+            name: Some(name),
+            overwrite: true,
+            wait: false,
+            max_runtime_seconds: None,
+        };
+        let ran = remote
+            .run(self.store.clone(), spec, job, ToolContext::default(), opts)
+            .await;
+        watcher.abort();
+        match ran {
+            Ok((metrics, _)) => Ok(Scored::Complete(
+                serde_json::from_value(metrics["fold_means"].clone()).map_err(|e| {
+                    TrainError::Remote(format!("the trial's worker reported no fold scores: {e}"))
+                })?,
+            )),
+            Err(TrainError::Cancelled(_)) => Ok(Scored::Cancelled),
+            Err(e) => Err(e),
         }
     }
 
@@ -517,4 +588,30 @@ pub fn best_trial<'a>(spec: &StudySpec, trials: &'a [TrialRow]) -> Option<&'a Tr
                 .total_cmp(&spec.loss(b.value.unwrap_or(f64::NAN)))
                 .then(a.number.cmp(&b.number))
         })
+}
+
+/// The worker's side of a remote trial (`train-worker` on a spec with a trial): reads the
+/// study's data and scores the trial's settings on every fold.
+pub async fn score_trial(
+    store: &ArtifactStore,
+    name: &str,
+    trial: &TrialSpec,
+    job: &Arc<Job>,
+    ctx: &ToolContext,
+    opts: &JobOptions,
+) -> JobResult {
+    let data = load_data(store, &trial.study).await?;
+    let (study, params) = (trial.study.clone(), trial.params.clone());
+    let means = crate::runner::run_blocking(job, ctx, opts, move |control| {
+        match evaluate(&study, &data, &params, &control.cancelled, |_, _| false)? {
+            Scored::Complete(means) | Scored::Pruned(means) => Ok::<_, TrainError>(Some(means)),
+            Scored::Cancelled => Ok(None),
+        }
+    })
+    .await?;
+    let result = store.key(&format!("jobs/{name}/result.json"))?;
+    Ok((
+        json!({"fold_means": means, "value": means.last()}),
+        result.uri().to_string(),
+    ))
 }

@@ -302,6 +302,7 @@ impl StudySpec {
             seed: self.seed,
             max_runtime_seconds: None,
             tuning_study: None,
+            trial: None,
         }
     }
 
