@@ -1,6 +1,8 @@
 //! Hyperparameter tuning over MCP with the real binary: a study on real data (the breast cancer
 //! set) beats the default settings and `train_best` keeps its score; the same seed draws the same
-//! trials; the pruner stops poor trials; bad studies are refused; a cancelled study stops at once;
+//! trials, a grid is run once, a validation table or a time limit is honoured, and the pruner
+//! stops poor trials; bad studies are refused; a cancelled study stops at once; a `tune:` block in
+//! an issue tunes before the workflow trains;
 //! and on PostgreSQL a study whose server is killed is finished by another server without
 //! running a finished trial again.
 
@@ -152,7 +154,7 @@ async fn a_study_on_real_data_beats_the_defaults_and_its_best_model_keeps_the_sc
 }
 
 #[tokio::test]
-async fn the_same_seed_draws_the_same_trials_and_the_pruner_stops_poor_ones() {
+async fn seeds_grids_validation_tables_time_limits_and_the_pruner_behave_as_asked() {
     let s = Server::start().await;
     let (train, _) = breast_cancer(&s).await;
     let study = |name: &str, extra: Value| {
@@ -191,6 +193,65 @@ async fn the_same_seed_draws_the_same_trials_and_the_pruner_stops_poor_ones() {
         .ok("tune_hyperparameters", study("seed-c", json!({"seed": 6})))
         .await;
     assert_ne!(params(&a), params(&c), "another seed, other trials");
+
+    // Grid search stops when the grid is done; a validation table replaces the folds; a time
+    // limit starts no trial after it.
+    let grid = s
+        .ok(
+            "tune_hyperparameters",
+            study(
+                "grid",
+                json!({"sampler": "grid", "n_trials": 100, "search_space": {
+                    "n_estimators": [5, 10], "max_features": ["sqrt", "log2", 0.5]}}),
+            ),
+        )
+        .await;
+    assert_eq!(grid["trial_counts"]["complete"], 6, "{grid}");
+    let mut seen: Vec<String> = params(&grid).iter().map(|p| p.to_string()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 6, "every grid point once: {seen:?}");
+    let validated = s
+        .ok(
+            "tune_hyperparameters",
+            study(
+                "validated",
+                json!({"validation_data_uri": train, "n_trials": 3}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        validated["evaluation"],
+        format!("the validation table {train}")
+    );
+    assert_eq!(validated["trial_counts"]["complete"], 3, "{validated}");
+    assert!(
+        validated["trials"][0]["fold_means"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1,
+        "{validated}"
+    );
+    let started = Instant::now();
+    let limited = s
+        .ok(
+            "tune_hyperparameters",
+            study(
+                "limited",
+                json!({"timeout_seconds": 2, "n_trials": 10000, "search_space": {
+                    "n_estimators": {"type": "int", "low": 50, "high": 100}}}),
+            ),
+        )
+        .await;
+    let complete = limited["trial_counts"]["complete"].as_u64().unwrap();
+    assert_eq!(limited["status"], "completed", "{limited}");
+    assert!((1..10000).contains(&complete), "{limited}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
 
     let pruned = s
         .ok(
