@@ -264,12 +264,90 @@ fn schema_object<T: JsonSchema>() -> Map<String, Value> {
             map.remove("description");
             let mut schema = Value::Object(map);
             strip_formats(&mut schema);
+            compact(&mut schema);
             match schema {
                 Value::Object(map) => map,
                 _ => Map::new(),
             }
         }
         _ => Map::new(),
+    }
+}
+
+/// Says each thing once, throughout a schema: an optional field's type is its type (`required`
+/// already says it may be left out, so `["string", "null"]` is `"string"` and an
+/// `anyOf [X, null]` is X); a `null`, empty-list or whole-object default is dropped (the object's
+/// fields carry their own defaults); a definition's doc comment is dropped where a property
+/// describes its use.
+fn compact(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let required: Vec<String> = map
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(Value::Object(props)) = map.get_mut("properties") {
+                for (name, prop) in props.iter_mut() {
+                    if !required.contains(name) {
+                        drop_null_type(prop);
+                    }
+                }
+            }
+            if matches!(map.get("default"), Some(Value::Null | Value::Object(_)))
+                || map
+                    .get("default")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty)
+            {
+                map.remove("default");
+            }
+            for v in map.values_mut() {
+                compact(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(compact),
+        _ => {}
+    }
+}
+
+/// `["T", "null"]` → `"T"`; `anyOf [X, {"type": "null"}]` → X (merged into the property).
+fn drop_null_type(prop: &mut Value) {
+    let Value::Object(map) = prop else { return };
+    if let Some(Value::Array(types)) = map.get("type") {
+        let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        if kept.len() == 1 {
+            map.insert("type".into(), kept[0].clone());
+        } else if kept.len() < types.len() {
+            map.insert("type".into(), Value::Array(kept));
+        }
+    }
+    let single = match map.get("anyOf") {
+        Some(Value::Array(options)) if options.len() == 2 => {
+            let is_null = |o: &Value| o.get("type") == Some(&Value::String("null".into()));
+            match (is_null(&options[0]), is_null(&options[1])) {
+                (false, true) => Some(options[0].clone()),
+                (true, false) => Some(options[1].clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    if let Some(Value::Object(inner)) = single {
+        map.remove("anyOf");
+        for (k, v) in inner {
+            map.entry(k).or_insert(v);
+        }
+    }
+    if let Some(Value::Array(values)) = map.get("enum") {
+        let kept: Vec<Value> = values.iter().filter(|v| !v.is_null()).cloned().collect();
+        if kept.len() < values.len() {
+            map.insert("enum".into(), Value::Array(kept));
+        }
     }
 }
 

@@ -91,13 +91,23 @@ fn to_mcp_tool(spec: &mlops_core::ToolSpec, output_schema: bool) -> Tool {
     } else {
         tool
     };
-    tool.with_annotations(
-        ToolAnnotations::with_title(spec.title)
-            .read_only(a.read_only)
-            .destructive(a.destructive)
-            .idempotent(a.idempotent)
-            .open_world(a.open_world),
-    )
+    tool.with_annotations(compact_annotations(a))
+}
+
+/// The hints that differ from what the MCP specification assumes when one is absent
+/// (`readOnlyHint` false, `destructiveHint` true, `idempotentHint` false, `openWorldHint` true;
+/// the destructive and idempotent hints mean nothing for a read-only tool). The title is the
+/// tool's own, not repeated here. Every `tools/list` carries them, for every tool.
+fn compact_annotations(a: mlops_core::Annotations) -> ToolAnnotations {
+    let mut hints = ToolAnnotations::new();
+    if a.read_only {
+        hints.read_only_hint = Some(true);
+    } else {
+        hints.destructive_hint = (!a.destructive).then_some(false);
+        hints.idempotent_hint = a.idempotent.then_some(true);
+    }
+    hints.open_world_hint = (!a.open_world).then_some(false);
+    hints
 }
 
 /// A tool's result as MCP content: the summary as text, the data as structured content (and as
