@@ -187,7 +187,7 @@ impl ToolDef {
                 name,
                 title,
                 description,
-                input_schema: Arc::new(schema_object::<I>()),
+                input_schema: Arc::new(input_schema::<I>()),
                 output_schema: Arc::new(schema_object::<O>()),
                 annotations,
                 long_running: false,
@@ -264,7 +264,6 @@ fn schema_object<T: JsonSchema>() -> Map<String, Value> {
             map.remove("description");
             let mut schema = Value::Object(map);
             strip_formats(&mut schema);
-            compact(&mut schema);
             match schema {
                 Value::Object(map) => map,
                 _ => Map::new(),
@@ -274,44 +273,61 @@ fn schema_object<T: JsonSchema>() -> Map<String, Value> {
     }
 }
 
-/// Says each thing once, throughout a schema: an optional field's type is its type (`required`
-/// already says it may be left out, so `["string", "null"]` is `"string"` and an
-/// `anyOf [X, null]` is X); a `null`, empty-list or whole-object default is dropped (the object's
-/// fields carry their own defaults); a definition's doc comment is dropped where a property
-/// describes its use.
-fn compact(schema: &mut Value) {
+/// An input schema, compacted (see [`compact`]). Output schemas stay as they are: a reply may
+/// hold `null` where an input may only leave a field out.
+fn input_schema<T: JsonSchema>() -> Map<String, Value> {
+    let mut schema = Value::Object(schema_object::<T>());
+    compact(&mut schema);
     match schema {
-        Value::Object(map) => {
-            let required: Vec<String> = map
-                .get("required")
-                .and_then(Value::as_array)
-                .map(|r| {
-                    r.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some(Value::Object(props)) = map.get_mut("properties") {
-                for (name, prop) in props.iter_mut() {
-                    if !required.contains(name) {
-                        drop_null_type(prop);
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// Says each thing once in an input schema: an optional field's type is its type (`required`
+/// already says it may be left out, so `["string", "null"]` is `"string"` and an
+/// `anyOf [X, null]` is X), and a `null`, empty-list or object default is dropped (an object's
+/// fields carry their own defaults; every object default here is its type's `Default`).
+/// Only schema keywords are followed, never the values of `default`, `enum` or `const`.
+fn compact(schema: &mut Value) {
+    let Value::Object(map) = schema else { return };
+    let required: Vec<String> = map
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if matches!(map.get("default"), Some(Value::Null | Value::Object(_)))
+        || map
+            .get("default")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+    {
+        map.remove("default");
+    }
+    for (key, sub) in map.iter_mut() {
+        match key.as_str() {
+            "properties" | "$defs" => {
+                if let Value::Object(named) = sub {
+                    for (name, prop) in named.iter_mut() {
+                        if key == "properties" && !required.contains(name) {
+                            drop_null_type(prop);
+                        }
+                        compact(prop);
                     }
                 }
             }
-            if matches!(map.get("default"), Some(Value::Null | Value::Object(_)))
-                || map
-                    .get("default")
-                    .and_then(Value::as_array)
-                    .is_some_and(Vec::is_empty)
-            {
-                map.remove("default");
+            "items" | "additionalProperties" | "not" => compact(sub),
+            "anyOf" | "oneOf" | "allOf" | "prefixItems" => {
+                if let Value::Array(options) = sub {
+                    options.iter_mut().for_each(compact);
+                }
             }
-            for v in map.values_mut() {
-                compact(v);
-            }
+            _ => {}
         }
-        Value::Array(items) => items.iter_mut().for_each(compact),
-        _ => {}
     }
 }
 
@@ -320,9 +336,10 @@ fn drop_null_type(prop: &mut Value) {
     let Value::Object(map) = prop else { return };
     if let Some(Value::Array(types)) = map.get("type") {
         let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        // A field that can only be null keeps its type.
         if kept.len() == 1 {
             map.insert("type".into(), kept[0].clone());
-        } else if kept.len() < types.len() {
+        } else if !kept.is_empty() && kept.len() < types.len() {
             map.insert("type".into(), Value::Array(kept));
         }
     }
@@ -668,6 +685,48 @@ mod tests {
         assert!(
             matches!(err, ToolError::Validation(_)) && err.to_string().contains("txt"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn input_schemas_say_each_thing_once_and_output_schemas_keep_null() {
+        #[derive(Default, Serialize, serde::Deserialize, JsonSchema)]
+        struct Options {
+            #[serde(default)]
+            verbose: bool,
+        }
+        #[derive(Serialize, serde::Deserialize, JsonSchema)]
+        #[allow(dead_code)]
+        struct Input {
+            name: String,
+            /// How many.
+            count: Option<u32>,
+            #[serde(default)]
+            options: Options,
+            tags: Option<Vec<String>>,
+            #[serde(default = "nothing")]
+            default: Option<Options>,
+        }
+        fn nothing() -> Option<Options> {
+            None
+        }
+        let s = Value::Object(input_schema::<Input>());
+        let p = &s["properties"];
+        assert_eq!(p["count"]["type"], "integer", "{s}");
+        assert_eq!(p["count"]["description"], "How many.");
+        assert_eq!(p["tags"]["type"], "array");
+        assert_eq!(p["name"]["type"], "string");
+        assert!(p["options"].get("default").is_none(), "{s}");
+        assert!(
+            p.get("default").is_some(),
+            "a field named `default` stays: {s}"
+        );
+        assert_eq!(s["required"], serde_json::json!(["name"]));
+        let out = Value::Object(schema_object::<Input>());
+        assert_eq!(
+            out["properties"]["count"]["type"],
+            serde_json::json!(["integer", "null"]),
+            "outputs may be null: {out}"
         );
     }
 

@@ -357,6 +357,8 @@ pub(crate) fn hyperparameters(v: Option<&Value>) -> Result<BTreeMap<String, Valu
 
 /// Most trials a `tune:` block may ask for.
 const MAX_TUNE_TRIALS: u64 = 1000;
+/// The longest time limit of a `tune:` block: 30 days.
+const MAX_TUNE_SECONDS: u64 = 30 * 24 * 3600;
 
 /// `tune`: `n_trials`, `search_space` (per setting a range or a list of choices) and
 /// `timeout_seconds`, for a classifier or a regressor; none when absent. The ranges themselves
@@ -409,10 +411,10 @@ pub(crate) fn tune(
                 }
             },
             "timeout_seconds" | "timeout" => match value.as_u64() {
-                Some(s) if s > 0 => timeout_seconds = Some(s),
+                Some(s) if (1..=MAX_TUNE_SECONDS).contains(&s) => timeout_seconds = Some(s),
                 _ => {
                     return Err(problem(format!(
-                        "tune.timeout_seconds is `{}`; give a whole number of seconds above 0.",
+                        "tune.timeout_seconds is `{}`; give a whole number of seconds from 1 to {MAX_TUNE_SECONDS} (30 days).",
                         show(value)
                     )));
                 }

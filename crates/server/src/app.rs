@@ -142,6 +142,11 @@ impl App {
             "MLOPS_TUNING_LEASE_SECONDS",
             mlops_train::DEFAULT_TUNING_LEASE.as_secs_f64(),
         )?;
+        // Renewed every second: a shorter lease would lapse between renewals.
+        anyhow::ensure!(
+            tuning_lease >= 2.0,
+            "MLOPS_TUNING_LEASE_SECONDS must be at least 2, got {tuning_lease}"
+        );
         let tuning = TuningCapability::open(
             store.clone(),
             db.clone(),

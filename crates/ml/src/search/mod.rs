@@ -4,8 +4,8 @@
 //!
 //! Everything here is a pure function of its inputs: a sampler's proposal depends only on the
 //! space, the finished trials, the study's seed and the trial's number, so a study resumed after a
-//! crash proposes exactly what an uninterrupted one would have, and two runs of a study with the
-//! same seed are the same study. The tuning capability owns the loop, storage and concurrency.
+//! crash goes on drawing from the same sequence (a trial the crash interrupted is skipped, not
+//! redrawn), and two sequential runs of a study with the same seed are the same study. The tuning capability owns the loop, storage and concurrency.
 //!
 //! The TPE sampler follows Optuna 5.1's default `TPESampler` (multivariate; the estimator, its
 //! bandwidths, weights and priors, the split into good and bad trials), so results are

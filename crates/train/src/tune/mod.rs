@@ -94,7 +94,13 @@ impl TuningCapability {
                                 let message = e.to_string();
                                 let _ = shared
                                     .studies
-                                    .finish(&name, status::FAILED, None, Some(&message))
+                                    .finish(
+                                        &name,
+                                        status::FAILED,
+                                        None,
+                                        Some(&message),
+                                        Some(&shared.owner),
+                                    )
                                     .await;
                             }
                         }
@@ -143,6 +149,18 @@ impl Shared {
                 "a study named `{name}` exists; choose another study_name"
             )));
         }
+        if spec.train_best && !spec.overwrite {
+            let model = spec.model_name.as_deref().unwrap_or(&name);
+            let manifest = mlops_core::ModelArtifact::manifest_ref(
+                &self.store,
+                &mlops_core::ModelArtifact::folder_key(model),
+            )?;
+            if self.store.exists(&manifest).await? {
+                return Err(TrainError::invalid(format!(
+                    "a model named `{model}` already exists; choose another model_name or pass overwrite: true"
+                )));
+            }
+        }
         let data = load_data(&self.store, &spec).await?;
         let stored = serde_json::to_value(&spec)
             .map_err(|e| TrainError::failed(format!("could not encode the study: {e}")))?;
@@ -160,7 +178,16 @@ impl Shared {
             .map(|s| Instant::now() + Duration::from_secs(s));
         self.start(&name, spec, data, deadline, input.wait, ctx)
             .await?;
-        self.report(&name, 0, input.wait).await
+        let report = self.report(&name, 0, input.wait).await?;
+        // A study waited for that failed is the call's error, as a failed training job is; one
+        // cancelled or finished is its report.
+        if input.wait && report.status == status::FAILED {
+            return Err(TrainError::invalid(format!(
+                "tuning study `{name}` failed: {}",
+                report.error.as_deref().unwrap_or("no reason recorded")
+            )));
+        }
+        Ok(report)
     }
 
     /// Runs the study `name` in a job of this server.
@@ -274,7 +301,7 @@ impl Shared {
         // Ended here at once; the server running it sees that when it next renews its lease,
         // and this server's own job is stopped now.
         self.studies
-            .finish(name, status::CANCELLED, None, Some("cancelled"))
+            .finish(name, status::CANCELLED, None, Some("cancelled"), None)
             .await?;
         // This server's own run stops now; the reply waits (briefly) for its trials to stop.
         self.jobs.stop(name).await;

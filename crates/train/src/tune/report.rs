@@ -58,7 +58,9 @@ pub struct TrialCounts {
     pub pruned: usize,
     pub failed: usize,
     pub running: usize,
+    /// Stopped when their server stopped; they do not count, and others were run instead.
     pub interrupted: usize,
+    pub cancelled: usize,
 }
 
 /// A tuning study.
@@ -84,7 +86,7 @@ pub struct StudyReport {
     /// Every setting of the best trial (fixed and searched): what `train_best` trained with.
     pub best_hyperparameters: Option<Map<String, Value>>,
     /// Each searched setting's share of the variation of the score, largest first (a random
-    /// forest fitted on the finished trials, its impurity importances).
+    /// forest fitted on the complete trials, its impurity importances), once the study has ended.
     pub parameter_importance: Vec<Importance>,
     /// The model trained with the best settings (`train_best`).
     pub model_uri: Option<String>,
@@ -122,12 +124,16 @@ impl StudyReport {
                 status::PRUNED => counts.pruned += 1,
                 status::FAILED => counts.failed += 1,
                 status::RUNNING => counts.running += 1,
+                status::CANCELLED => counts.cancelled += 1,
                 _ => counts.interrupted += 1,
             }
         }
         let best = best_trial(&spec, trials);
         let history = observations(&spec, trials);
-        let parameter_importance = if offset != usize::MAX && history.len() >= 2 {
+        // A forest fitted per report: only once the study has ended (not on every poll), and not
+        // in lists.
+        let ended = row.status != status::RUNNING;
+        let parameter_importance = if ended && offset != usize::MAX && history.len() >= 2 {
             parameter_importance(&spec.search_space, &history)
                 .into_iter()
                 .map(|(parameter, importance)| Importance {

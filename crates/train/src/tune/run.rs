@@ -169,11 +169,15 @@ impl StudyRun {
     ) -> Result<(Value, Option<String>), TrainError> {
         let cancelled = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));
+        // The lease is held to the very end: through the plots and the final model too.
         let keeper = self.keep_lease(job.clone(), lost.clone());
-        let outcome = self.trials(&job, &ctx, &cancelled).await;
-        keeper.abort();
+        let outcome = match self.trials(&job, &ctx, &cancelled).await {
+            Ok(()) => self.conclude(&job, &ctx).await,
+            Err(e) => Err(e),
+        };
         cancelled.store(true, Ordering::Relaxed);
         if lost.load(Ordering::Relaxed) {
+            keeper.abort();
             // Cancelled elsewhere, or another server holds the study now: it is theirs to end.
             let row = self.studies.get(&self.name).await?;
             return match row.map(|r| r.status) {
@@ -184,26 +188,34 @@ impl StudyRun {
                 ))),
             };
         }
-        match outcome {
-            Err(TrainError::Cancelled(_)) => {
-                self.studies
-                    .finish(&self.name, status::CANCELLED, None, None)
-                    .await?;
-                Err(TrainError::Cancelled(self.name.clone()))
-            }
-            Err(e) => {
-                let message = e.to_string();
-                self.studies
-                    .finish(&self.name, status::FAILED, None, Some(&message))
-                    .await?;
-                Err(e)
-            }
-            Ok(()) => self.conclude(&job, &ctx).await,
+        let (end, error) = match &outcome {
+            Ok(_) => (status::COMPLETED, None),
+            Err(TrainError::Cancelled(_)) => (status::CANCELLED, None),
+            Err(e) => (status::FAILED, Some(e.to_string())),
+        };
+        let model_uri = outcome.as_ref().ok().and_then(|(_, uri)| uri.clone());
+        let ended = self
+            .studies
+            .finish(
+                &self.name,
+                end,
+                model_uri.as_deref(),
+                error.as_deref(),
+                Some(&self.owner),
+            )
+            .await;
+        keeper.abort();
+        if !ended? && outcome.is_ok() {
+            // Cancelled (or taken over) while the last steps ran: the row says so, not this run.
+            return Err(TrainError::Cancelled(self.name.clone()));
         }
+        outcome
     }
 
-    /// Renews the lease every third of it; a renewal refused means the study is cancelled or
-    /// someone else's now: the job is stopped.
+    /// Renews the lease every second (or every third of a shorter lease). A renewal refused means
+    /// the study was cancelled (here or on another server) or is someone else's now; a database
+    /// out of reach for a whole lease means another server may have taken it over. Either way
+    /// the job is stopped.
     fn keep_lease(&self, job: Arc<Job>, lost: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
         let (studies, name, owner, lease) = (
             self.studies.clone(),
@@ -211,19 +223,26 @@ impl StudyRun {
             self.owner.clone(),
             self.lease,
         );
+        let every = (lease / 3).min(Duration::from_secs(1));
         tokio::spawn(async move {
+            let mut renewed = Instant::now();
             loop {
-                tokio::time::sleep(lease / 3).await;
-                match studies.renew(&name, &owner, lease.as_millis() as i64).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        lost.store(true, Ordering::Relaxed);
-                        job.cancel.cancel();
-                        return;
+                tokio::time::sleep(every).await;
+                let held = match studies.renew(&name, &owner, lease.as_millis() as i64).await {
+                    Ok(true) => {
+                        renewed = Instant::now();
+                        true
                     }
+                    Ok(false) => false,
                     Err(e) => {
-                        tracing::warn!(study = %name, error = %e, "could not renew the study's lease")
+                        tracing::warn!(study = %name, error = %e, "could not renew the study's lease");
+                        renewed.elapsed() < lease
                     }
+                };
+                if !held {
+                    lost.store(true, Ordering::Relaxed);
+                    job.cancel.cancel();
+                    return;
                 }
             }
         })
@@ -245,20 +264,34 @@ impl StudyRun {
             tracing::info!(study = %self.name, interrupted, "resuming a study; trials left running by a stopped server will not count");
         }
         let row = self.studies.get(&self.name).await?;
-        if row.as_ref().and_then(|r| r.baseline_value).is_none() {
+        let past_deadline = || self.deadline.is_some_and(|d| Instant::now() >= d);
+        if row.as_ref().and_then(|r| r.baseline_value).is_none() && !past_deadline() {
             job.set_progress(
                 0.0,
                 Some("scoring the fixed settings (the baseline)".into()),
             );
-            let baseline = self.score_blocking(Map::new(), cancelled, job).await?;
-            if let Some(v) = baseline {
-                self.studies.set_baseline(&self.name, v).await?;
+            // The fixed settings may fail where searched ones do not (a default that does not
+            // suit this data): the study goes on without a baseline.
+            match self.score_blocking(Map::new(), cancelled, job).await {
+                Ok(Some(v)) => self.studies.set_baseline(&self.name, v).await?,
+                Ok(None) => {}
+                Err(e @ TrainError::Cancelled(_)) => return Err(e),
+                Err(e) => {
+                    tracing::info!(study = %self.name, error = %e, "the fixed settings could not be scored")
+                }
             }
         }
         let fold_means: FoldMeans = Arc::default();
         let limit = match self.spec.sampler {
             SamplerKind::Grid => grid_size(&self.spec.search_space).min(self.spec.n_trials as u64),
             _ => self.spec.n_trials as u64,
+        };
+        // Trials in this process share its cores (each fit is parallel too); remote ones do not.
+        let at_once = match self.backend {
+            Backend::Local => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(self.spec.n_parallel as usize),
+            Backend::Remote(_) => self.spec.n_parallel as usize,
         };
         let mut running: JoinSet<()> = JoinSet::new();
         loop {
@@ -281,32 +314,35 @@ impl StudyRun {
             }
             let finished = trials.iter().filter(|t| t.is_finished()).count() as u64;
             self.report(job, ctx, &trials, finished, limit);
-            let past_deadline = self.deadline.is_some_and(|d| Instant::now() >= d);
             let mut next = trials.iter().map(|t| t.number + 1).max().unwrap_or(0);
-            while !past_deadline
-                && running.len() < self.spec.n_parallel as usize
+            let mut refused = false;
+            let mut claimed: Vec<Map<String, Value>> = Vec::new();
+            while !past_deadline()
+                && running.len() < at_once
                 && finished + (running.len() as u64) < limit
             {
-                let history = observations(&self.spec, &trials);
-                let params = sample(
-                    self.spec.sampler,
-                    &self.spec.search_space,
-                    &history,
-                    self.spec.seed,
-                    next as u64,
-                );
-                if self
+                let params = self.next_params(&trials, &claimed, next);
+                if !self
                     .studies
                     .claim_trial(&self.name, next, &params, &self.owner)
                     .await?
                 {
-                    let this = self.clone();
-                    let (cancelled, fold_means) = (cancelled.clone(), fold_means.clone());
-                    running.spawn(async move {
-                        this.trial(next, params, cancelled, fold_means).await;
-                    });
+                    // The study is no longer ours (cancelled or taken over): the lease keeper
+                    // stops this run within a second.
+                    refused = true;
+                    break;
                 }
+                claimed.push(params.clone());
+                let this = self.clone();
+                let (cancelled, fold_means) = (cancelled.clone(), fold_means.clone());
+                running.spawn(async move {
+                    this.trial(next, params, cancelled, fold_means).await;
+                });
                 next += 1;
+            }
+            if refused && running.is_empty() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
             if running.is_empty() {
                 return Ok(());
@@ -316,6 +352,40 @@ impl StudyRun {
                 _ = job.cancel.cancelled() => {}
             }
         }
+    }
+
+    /// The settings of trial `number`: drawn by the sampler from the finished trials; for a grid,
+    /// the first point no trial has taken (a point whose trial was interrupted is run again).
+    /// `claimed`: the settings of trials claimed since `trials` was read.
+    fn next_params(
+        &self,
+        trials: &[TrialRow],
+        claimed: &[Map<String, Value>],
+        number: i64,
+    ) -> Map<String, Value> {
+        let space = &self.spec.search_space;
+        if self.spec.sampler == SamplerKind::Grid {
+            let taken: Vec<&Map<String, Value>> = trials
+                .iter()
+                .filter(|t| t.status != status::INTERRUPTED && t.status != status::CANCELLED)
+                .map(|t| &t.params)
+                .chain(claimed)
+                .collect();
+            if let Some(free) = (0..grid_size(space))
+                .map(|k| sample(SamplerKind::Grid, space, &[], self.spec.seed, k))
+                .find(|p| !taken.contains(&p))
+            {
+                return free;
+            }
+        }
+        let history = observations(&self.spec, trials);
+        sample(
+            self.spec.sampler,
+            space,
+            &history,
+            self.spec.seed,
+            number as u64,
+        )
     }
 
     /// Progress: trials ended of the total, with the best value so far.
@@ -442,10 +512,16 @@ impl StudyRun {
     ) -> Result<Scored, TrainError> {
         let name = format!("{}-trial-{number}", self.name);
         let mut spec = self.spec.training_spec(&params, &name);
-        spec.trial = Some(Box::new(TrialSpec {
-            study: self.spec.clone(),
-            params,
-        }));
+        // The worker reads the data through the study: every location absolute, as in the spec.
+        let mut study = self.spec.clone();
+        study.train_data_uri = self.store.resolve(&study.train_data_uri)?.uri().to_string();
+        for uri in [&mut study.pipeline_uri, &mut study.validation_data_uri]
+            .into_iter()
+            .flatten()
+        {
+            *uri = self.store.resolve(uri)?.uri().to_string();
+        }
+        spec.trial = Some(Box::new(TrialSpec { study, params }));
         let spec = remote.prepare(&self.store, spec)?;
         let jobs = JobManager::new();
         let job = jobs
@@ -482,7 +558,7 @@ impl StudyRun {
         }
     }
 
-    /// After the last trial: the best trial, the final model when asked, the study's end.
+    /// After the last trial: the best trial, the plots, and the final model when asked.
     async fn conclude(
         &self,
         job: &Job,
@@ -494,16 +570,12 @@ impl StudyRun {
                 .iter()
                 .find_map(|t| t.error.clone())
                 .unwrap_or_else(|| "no trial ran".into());
-            let message = format!("no trial completed; the first error: {first}");
-            self.studies
-                .finish(&self.name, status::FAILED, None, Some(&message))
-                .await?;
-            return Err(TrainError::invalid(message));
+            return Err(TrainError::invalid(format!(
+                "no trial completed; the first error: {first}"
+            )));
         };
-        let importance = mlops_ml::search::parameter_importance(
-            &self.spec.search_space,
-            &observations(&self.spec, &trials),
-        );
+        let history = observations(&self.spec, &trials);
+        let importance = mlops_ml::search::parameter_importance(&self.spec.search_space, &history);
         if let Err(e) = crate::tune::plots::save_plots(
             &self.store,
             &self.name,
@@ -517,18 +589,17 @@ impl StudyRun {
         }
         let model_uri = if self.spec.train_best {
             job.set_progress(1.0, Some("training the final model".into()));
-            Some(self.train_best(&best, ctx).await?)
+            // Cancelling the study stops the final training too.
+            let ctx = ToolContext::new(job.cancel.clone(), ctx.progress_fn());
+            Some(self.train_best(&best, &ctx).await?)
         } else {
             None
         };
-        self.studies
-            .finish(&self.name, status::COMPLETED, model_uri.as_deref(), None)
-            .await?;
         let summary = json!({
             "best_trial": best.number,
             format!("best_{}", self.spec.metric): best.value,
             "best_hyperparameters": self.spec.settings(&best.params),
-            "trials": trials.len(),
+            "trials_complete": history.len(),
         });
         Ok((summary, model_uri))
     }

@@ -170,7 +170,8 @@ impl Studies {
         rows.into_iter().map(study_row).collect()
     }
 
-    /// Running studies whose lease has run out (their server stopped): taken over by `owner`.
+    /// A running study whose lease has run out (its server stopped), taken over by `owner`: one
+    /// at a time, so a server takes no more than it starts at once.
     pub async fn claim_abandoned(
         &self,
         owner: &str,
@@ -178,7 +179,7 @@ impl Studies {
     ) -> Result<Vec<String>, TrainError> {
         let now = now_ms();
         let names: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM tuning_studies WHERE status = $1 AND lease_expires_at < $2 ORDER BY created_at",
+            "SELECT name FROM tuning_studies WHERE status = $1 AND lease_expires_at < $2 ORDER BY created_at LIMIT 1",
         )
         .bind(status::RUNNING)
         .bind(now)
@@ -231,16 +232,18 @@ impl Studies {
         Ok(())
     }
 
-    /// Ends a running study; false when it had already ended (cancelled meanwhile).
+    /// Ends a running study; false when it had already ended (cancelled meanwhile) or, with an
+    /// `owner`, when another server holds it now (its runner ends only a study it still holds).
     pub async fn finish(
         &self,
         name: &str,
         status: &str,
         model_uri: Option<&str>,
         error: Option<&str>,
+        owner: Option<&str>,
     ) -> Result<bool, TrainError> {
         let done = sqlx::query(
-            "UPDATE tuning_studies SET status = $1, model_uri = $2, error = $3, finished_at = $4, lease_owner = NULL WHERE name = $5 AND status = $6",
+            "UPDATE tuning_studies SET status = $1, model_uri = $2, error = $3, finished_at = $4, lease_owner = NULL WHERE name = $5 AND status = $6 AND ($7 = '' OR lease_owner = $7)",
         )
         .bind(status)
         .bind(model_uri)
@@ -248,25 +251,27 @@ impl Studies {
         .bind(now_text())
         .bind(name)
         .bind(status::RUNNING)
+        .bind(owner.unwrap_or(""))
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        if status != status::RUNNING {
-            // No trial of an ended study is running any more.
-            let trials = if status == status::CANCELLED {
-                status::CANCELLED
-            } else {
-                status::INTERRUPTED
-            };
-            sqlx::query("UPDATE tuning_trials SET status = $1 WHERE study = $2 AND status = $3")
-                .bind(trials)
-                .bind(name)
-                .bind(status::RUNNING)
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
         }
-        Ok(done.rows_affected() == 1)
+        // No trial of an ended study is running any more.
+        let trials = if status == status::CANCELLED {
+            status::CANCELLED
+        } else {
+            status::INTERRUPTED
+        };
+        sqlx::query("UPDATE tuning_trials SET status = $1 WHERE study = $2 AND status = $3")
+            .bind(trials)
+            .bind(name)
+            .bind(status::RUNNING)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(true)
     }
 
     pub async fn trials(&self, study: &str) -> Result<Vec<TrialRow>, TrainError> {
@@ -297,7 +302,8 @@ impl Studies {
         Ok(done.rows_affected())
     }
 
-    /// Claims trial `number` with `params` for `runner`; false when that number is taken.
+    /// Claims trial `number` with `params` for `runner`; false when that number is taken, or when
+    /// the study is no longer running under `runner` (cancelled, or taken over).
     pub async fn claim_trial(
         &self,
         study: &str,
@@ -306,7 +312,7 @@ impl Studies {
         runner: &str,
     ) -> Result<bool, TrainError> {
         let done = sqlx::query(
-            "INSERT INTO tuning_trials (study, number, params, status, fold_means, runner, started_at) VALUES ($1, $2, $3, $4, '[]', $5, $6) ON CONFLICT (study, number) DO NOTHING",
+            "INSERT INTO tuning_trials (study, number, params, status, fold_means, runner, started_at) SELECT $1, CAST($2 AS BIGINT), $3, $4, '[]', $5, $6 WHERE EXISTS (SELECT 1 FROM tuning_studies WHERE name = $1 AND status = $4 AND lease_owner = $5) ON CONFLICT (study, number) DO NOTHING",
         )
         .bind(study)
         .bind(number)

@@ -16,6 +16,8 @@ use crate::spec::{SPEC_VERSION, Task, TrainingSpec};
 pub const MAX_TRIALS: u32 = 10_000;
 /// Most trials one study runs at once.
 pub const MAX_PARALLEL: u32 = 32;
+/// The longest time limit a study may have: 30 days.
+pub const MAX_TIMEOUT_SECONDS: u64 = 30 * 24 * 3600;
 
 /// Which way the metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -96,6 +98,9 @@ pub struct TuneInput {
     pub train_best: bool,
     /// That model's name under `models/` (default: the study's name).
     pub model_name: Option<String>,
+    /// Replace an existing model of that name.
+    #[serde(default)]
+    pub overwrite: bool,
     /// Wait for the study to end (default). With false, return at once and poll get_tuning_study.
     #[serde(default = "default_true")]
     pub wait: bool,
@@ -123,6 +128,8 @@ pub struct StudySpec {
     pub seed: u64,
     pub train_best: bool,
     pub model_name: Option<String>,
+    #[serde(default)]
+    pub overwrite: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> TrainError {
@@ -197,8 +204,12 @@ impl TuneInput {
                 self.cv_folds
             )));
         }
-        if self.timeout_seconds == Some(0) {
-            return Err(invalid("timeout_seconds must be at least 1"));
+        if let Some(t) = self.timeout_seconds
+            && !(1..=MAX_TIMEOUT_SECONDS).contains(&t)
+        {
+            return Err(invalid(format!(
+                "timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS} (30 days); got {t}"
+            )));
         }
         if let Some(name) = &self.model_name {
             mlops_core::check_folder_name("model_name", name).map_err(invalid)?;
@@ -233,6 +244,7 @@ impl TuneInput {
             seed: self.seed,
             train_best: self.train_best,
             model_name: self.model_name.clone(),
+            overwrite: self.overwrite,
         };
         spec.training_spec(&Map::new(), "check").plan()?;
         for (name, corner) in spec.search_space.corners() {
@@ -364,6 +376,8 @@ mod tests {
         assert!(e.contains("cannot be tuned for classification"), "{e}");
         let e = refused(json!({"hyperparameters": {"n_estimators": 5}}));
         assert!(e.contains("both in hyperparameters"), "{e}");
+        let e = refused(json!({"timeout_seconds": u64::MAX}));
+        assert!(e.contains("timeout_seconds must be between 1"), "{e}");
         let e = refused(json!({"cv_folds": 1}));
         assert!(e.contains("cv_folds must be between 2"), "{e}");
     }

@@ -1,7 +1,8 @@
 //! TuneHyperparameters: with the issue's `tune:` block, a study on the training split whose best
-//! settings TrainModel then uses. The study is named after the attempt, so a resumed attempt
-//! follows the study it started (which a server taking it over resumes) instead of starting
-//! another, and an operator-approved retry searches afresh.
+//! settings TrainModel then uses. The study is named after the run, so a resumed attempt follows
+//! the study it started (which a server taking it over resumes) instead of starting another; a
+//! retry after a study that failed starts a fresh one; an operator-approved retry (a new run)
+//! searches afresh.
 
 use std::time::Instant;
 
@@ -23,7 +24,8 @@ pub(super) async fn tune_hyperparameters(
     let Some(tune) = &r.tune else {
         return Ok(Outcome::Next(json!({"tuned": false})));
     };
-    let study = &attempt.run_name;
+    let (study, start) = study_of(attempt).await?;
+    let study = &study;
     // Settings the issue fixes stay fixed, unless the search covers them.
     let fixed: Map<String, Value> = r
         .hyperparameters
@@ -31,34 +33,28 @@ pub(super) async fn tune_hyperparameters(
         .filter(|(k, _)| !tune.search_space.contains_key(*k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let started = attempt
-        .engine
-        .call(
-            "tune_hyperparameters",
-            json!({
-                "study_name": study,
-                "task": r.task_type.as_str(),
-                "algorithm": r.algorithm,
-                "train_data_uri": c.text(PrepareData, "train_data_uri")?,
-                "hyperparameters": fixed,
-                "search_space": tune.search_space,
-                // The issue's name for the metric; every tool reads it the same way.
-                "metric": r.metric,
-                "n_trials": tune.n_trials,
-                "timeout_seconds": tune.timeout_seconds,
-                "seed": r.seed.unwrap_or(42),
-                "wait": false,
-            }),
-            attempt.timeout,
-        )
-        .await;
-    match started {
-        Ok(_) => {}
-        // This attempt started it before (the server restarted mid-step): follow that study.
-        Err(e)
-            if e.to_string()
-                .contains(&format!("a study named `{study}` exists")) => {}
-        Err(e) => return Err(e),
+    if start {
+        attempt
+            .engine
+            .call(
+                "tune_hyperparameters",
+                json!({
+                    "study_name": study,
+                    "task": r.task_type.as_str(),
+                    "algorithm": r.algorithm,
+                    "train_data_uri": c.text(PrepareData, "train_data_uri")?,
+                    "hyperparameters": fixed,
+                    "search_space": tune.search_space,
+                    // The issue's name for the metric; every tool reads it the same way.
+                    "metric": r.metric,
+                    "n_trials": tune.n_trials,
+                    "timeout_seconds": tune.timeout_seconds,
+                    "seed": r.seed.unwrap_or(42),
+                    "wait": false,
+                }),
+                attempt.timeout,
+            )
+            .await?;
     }
     let deadline = Instant::now() + attempt.timeout;
     loop {
@@ -108,3 +104,35 @@ pub(super) async fn tune_hyperparameters(
         }
     }
 }
+
+/// The study this attempt follows, and whether it must start it: the attempt's own study when it
+/// is running or finished (a resumed attempt), else a fresh one (`<run>-a2`, `-a3`, …) in place
+/// of one that failed or was cancelled, so the state's retry searches again.
+async fn study_of(attempt: &Attempt<'_>) -> Result<(String, bool), WorkflowError> {
+    let mut name = attempt.run_name.clone();
+    for n in 2..=MAX_STUDIES_PER_ATTEMPT + 1 {
+        let found = attempt
+            .engine
+            .call(
+                "get_tuning_study",
+                json!({"study_name": name}),
+                attempt.timeout,
+            )
+            .await;
+        match found {
+            Err(e) if e.to_string().contains("no tuning study named") => return Ok((name, true)),
+            Err(e) => return Err(e),
+            Ok(s) if s["status"] == "running" || s["status"] == "completed" => {
+                return Ok((name, false));
+            }
+            Ok(_) => name = format!("{}-a{n}", attempt.run_name),
+        }
+    }
+    Err(WorkflowError::Step(format!(
+        "{MAX_STUDIES_PER_ATTEMPT} tuning studies of `{}` ended without a result; see list_tuning_studies",
+        attempt.run_name
+    )))
+}
+
+/// Studies one run may start before the step gives up (its retries together).
+const MAX_STUDIES_PER_ATTEMPT: u32 = 10;
