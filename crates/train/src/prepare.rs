@@ -7,6 +7,7 @@ use mlops_data::read_table;
 use mlops_data::{PreprocessOptions, TargetSpec, TaskType};
 use mlops_data::{ReferenceProfile, profile_beside};
 use mlops_data::{load_pipeline, pipeline_beside, to_model_input};
+use mlops_ml::{Labels, Matrix};
 use polars::prelude::DataFrame;
 
 use crate::error::TrainError;
@@ -115,4 +116,49 @@ pub async fn prepare_supervised(
         )));
     }
     Ok((prepared, spec))
+}
+
+/// A supervised job's rows as the learners take them: the training matrix and labels, and the
+/// validation table's when there is one.
+pub struct SupervisedRows {
+    pub prepared: Prepared,
+    pub target: TargetSpec,
+    pub x: Matrix,
+    pub y: Labels,
+    pub validation: Option<(Matrix, Labels)>,
+}
+
+/// Prepares `train_uri` (see [`prepare_supervised`]) and `validation_uri` through its pipeline,
+/// as matrices; refuses training data with a single class.
+pub async fn supervised_rows(
+    store: &ArtifactStore,
+    train_uri: &str,
+    target_column: Option<&str>,
+    pipeline_uri: Option<&str>,
+    validation_uri: Option<&str>,
+    task: TaskType,
+) -> Result<SupervisedRows, TrainError> {
+    let (prepared, target) =
+        prepare_supervised(store, train_uri, target_column, pipeline_uri, task).await?;
+    let features = &prepared.pipeline.feature_names;
+    let x = Matrix::from_frame(&prepared.frame, features)?;
+    let y = Labels::of(&prepared.frame, &target)?;
+    y.check_trainable(&target.name)?;
+    let validation = match validation_uri {
+        Some(uri) => {
+            let df = mlops_data::load_model_input(store, uri, &prepared.pipeline).await?;
+            Some((
+                Matrix::from_frame(&df, features)?,
+                Labels::of(&df, &target)?,
+            ))
+        }
+        None => None,
+    };
+    Ok(SupervisedRows {
+        prepared,
+        target,
+        x,
+        y,
+        validation,
+    })
 }

@@ -13,14 +13,14 @@ use serde_json::{Map, Value, json};
 
 use mlops_ml::{
     AutoencoderParams, AutoencoderSettings, ClassifierAlgorithm, Clustering, ClusteringAlgorithm,
-    DbscanParams, KMeansParams, Labels, LinearParams, LogisticParams, Matrix, NeuralNetworkParams,
+    DbscanParams, KMeansParams, LinearParams, LogisticParams, Matrix, NeuralNetworkParams,
     PcaParams, RandomForestParams, Reduction, ReductionAlgorithm, RegressorAlgorithm,
     ReinforcementAlgorithm, Supervised, TrainedModel, TsneParams, TsneSettings, XgboostParams,
     decode, rl_config, score,
 };
 
 use crate::error::TrainError;
-use crate::prepare::{Prepared, prepare, prepare_supervised};
+use crate::prepare::{Prepared, SupervisedRows, prepare, supervised_rows};
 use crate::reference::{with_clusters, with_predictions};
 use crate::results::{embedding_columns, write_rows};
 use crate::runner::{JobResult, manifest, run_blocking, save_model};
@@ -275,28 +275,22 @@ async fn supervised(
     opts: &JobOptions,
 ) -> JobResult {
     let name = &spec.training_job_name;
-    let (prepared, target) = prepare_supervised(
+    let SupervisedRows {
+        prepared,
+        target,
+        x,
+        y,
+        validation,
+    } = supervised_rows(
         store,
         &spec.data_uri,
         spec.target_column.as_deref(),
         spec.pipeline_uri.as_deref(),
+        spec.validation_data_uri.as_deref(),
         task,
     )
     .await?;
     let pipeline = prepared.pipeline;
-    let x = Matrix::from_frame(&prepared.frame, &pipeline.feature_names)?;
-    let y = Labels::of(&prepared.frame, &target)?;
-    y.check_trainable(&target.name)?;
-    let validation = match &spec.validation_data_uri {
-        Some(uri) => {
-            let df = mlops_data::load_model_input(store, uri, &pipeline).await?;
-            Some((
-                Matrix::from_frame(&df, &pipeline.feature_names)?,
-                Labels::of(&df, &target)?,
-            ))
-        }
-        None => None,
-    };
     let rows = x.rows;
     let hyperparameters = algorithm.hyperparameters();
     let (profile, classes) = (prepared.profile, target.classes.clone());

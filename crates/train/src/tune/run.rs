@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::backend::{Backend, RemoteTraining};
 use crate::error::TrainError;
-use crate::prepare::prepare_supervised;
+use crate::prepare::supervised_rows;
 use crate::runner::JobResult;
 use crate::spec::{Plan, TrialSpec, execute};
 use crate::tune::store::{Studies, TrialEnd, TrialRow, status};
@@ -46,26 +46,18 @@ pub async fn load_data(store: &ArtifactStore, spec: &StudySpec) -> Result<TrialD
         crate::spec::Task::Classifier(_) => mlops_data::TaskType::Classification,
         _ => mlops_data::TaskType::Regression,
     };
-    let (prepared, target) = prepare_supervised(
+    let rows = supervised_rows(
         store,
         &spec.train_data_uri,
         spec.target_column.as_deref(),
         spec.pipeline_uri.as_deref(),
+        spec.validation_data_uri.as_deref(),
         task,
     )
     .await?;
-    let pipeline = prepared.pipeline;
-    let x = Matrix::from_frame(&prepared.frame, &pipeline.feature_names)?;
-    let y = Labels::of(&prepared.frame, &target)?;
-    y.check_trainable(&target.name)?;
-    let scoring = match &spec.validation_data_uri {
-        Some(uri) => {
-            let df = mlops_data::load_model_input(store, uri, &pipeline).await?;
-            Scoring::Validation(
-                Matrix::from_frame(&df, &pipeline.feature_names)?,
-                Labels::of(&df, &target)?,
-            )
-        }
+    let (x, y) = (rows.x, rows.y);
+    let scoring = match rows.validation {
+        Some((vx, vy)) => Scoring::Validation(vx, vy),
         None => Scoring::Folds(mlops_ml::folds(&y, spec.cv_folds as usize, spec.seed)?),
     };
     Ok(TrialData { x, y, scoring })
